@@ -1,0 +1,44 @@
+// Byte views, owning byte strings, hex and big-endian helpers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace haven {
+
+using ByteView = std::span<const std::uint8_t>;
+using MutableByteView = std::span<std::uint8_t>;
+using Bytes = std::vector<std::uint8_t>;
+
+inline ByteView AsBytes(std::string_view s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+// Lower-case hex of `data`. Not for secrets (the result is an ordinary string).
+std::string ToHex(ByteView data);
+
+// Decodes hex (either case, no separators). nullopt on odd length or a non-hex
+// character.
+std::optional<Bytes> FromHex(std::string_view hex);
+
+// Decodes exactly out.size() bytes of hex into `out` without an intermediate
+// heap copy, so it is suitable for secrets. False on any malformed input.
+bool DecodeHexInto(std::string_view hex, MutableByteView out);
+
+// Constant-time equality (sodium_memcmp). False when sizes differ.
+bool ConstantTimeEquals(ByteView a, ByteView b);
+
+inline void StoreBigEndian16(std::uint16_t v, std::uint8_t* out) {
+  out[0] = static_cast<std::uint8_t>(v >> 8);
+  out[1] = static_cast<std::uint8_t>(v & 0xff);
+}
+inline std::uint16_t LoadBigEndian16(const std::uint8_t* in) {
+  return static_cast<std::uint16_t>((in[0] << 8) | in[1]);
+}
+
+}  // namespace haven

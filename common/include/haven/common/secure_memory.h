@@ -1,0 +1,58 @@
+// Memory for secrets.
+//
+// SecureBuffer owns a fixed-size region from sodium_malloc: guard pages around
+// it, mlock'ed where the OS allows, excluded from core dumps, and zeroed by
+// sodium_free on release. Move-only, so a secret is never silently copied.
+// Thread-safety: none; a SecureBuffer is owned by one thread at a time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "haven/common/bytes.h"
+#include "haven/common/status.h"
+
+namespace haven {
+
+// Initialises libsodium once per process (idempotent, thread-safe). Every
+// entry point that uses libsodium calls it; it only fails if the platform
+// has no usable randomness source.
+Status EnsureSodium();
+
+// Overwrites `data` with zeros in a way the compiler cannot elide.
+void SecureZero(MutableByteView data);
+
+class SecureBuffer {
+ public:
+  SecureBuffer() = default;
+  // Allocates `size` zeroed bytes. Throws std::bad_alloc on failure.
+  explicit SecureBuffer(std::size_t size);
+  // Allocates and copies `data`.
+  static SecureBuffer CopyOf(ByteView data);
+  // Allocates and fills with random bytes.
+  static SecureBuffer Random(std::size_t size);
+
+  SecureBuffer(SecureBuffer&& other) noexcept;
+  SecureBuffer& operator=(SecureBuffer&& other) noexcept;
+  SecureBuffer(const SecureBuffer&) = delete;
+  SecureBuffer& operator=(const SecureBuffer&) = delete;
+  ~SecureBuffer();
+
+  std::uint8_t* data() { return data_; }
+  const std::uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  ByteView view() const { return {data_, size_}; }
+  MutableByteView mutable_view() { return {data_, size_}; }
+
+  // Zeroes and frees now; the buffer becomes empty.
+  void Reset();
+
+ private:
+  std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace haven

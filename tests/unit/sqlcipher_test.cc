@@ -1,0 +1,124 @@
+// A real SQLCipher file in a temporary directory.
+#include "haven/sqlcipher/database.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "haven/common/secure_memory.h"
+
+namespace haven::sqlcipher {
+namespace {
+
+namespace fs = std::filesystem;
+
+class SqlCipherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("haven-sqlcipher-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    path_ = (dir_ / "haven.db").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+  std::string path_;
+  SecureBuffer key_ = SecureBuffer::Random(kRawKeyLen);
+};
+
+TEST_F(SqlCipherTest, EncryptedAtRestAndReopensWithItsKey) {
+  {
+    auto db = Database::Open(path_, key_.view());
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    ASSERT_TRUE((*db)->Exec("CREATE TABLE t(x TEXT); INSERT INTO t VALUES('needle-4242');").ok());
+  }
+  // Neither the SQLite magic nor the row text appear in the file.
+  std::ifstream in(path_, std::ios::binary);
+  const std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(raw.find("SQLite format 3"), std::string::npos);
+  EXPECT_EQ(raw.find("needle-4242"), std::string::npos);
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 077, 0u) << "database file must not be group/world accessible";
+
+  auto db = Database::Open(path_, key_.view());
+  ASSERT_TRUE(db.ok());
+  auto stmt = (*db)->Prepare("SELECT x FROM t");
+  ASSERT_TRUE(stmt.ok());
+  ASSERT_TRUE(*stmt->Step());
+  EXPECT_EQ(stmt->ColumnText(0), "needle-4242");
+}
+
+TEST_F(SqlCipherTest, WrongKeyIsReportedAtOpenNamingTheFile) {
+  { ASSERT_TRUE(Database::Open(path_, key_.view()).ok()); }
+  { auto db = Database::Open(path_, key_.view()); ASSERT_TRUE((*db)->Exec("CREATE TABLE t(x)").ok()); }
+  SecureBuffer other = SecureBuffer::Random(kRawKeyLen);
+  auto db = Database::Open(path_, other.view());
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), Status::Code::kDataLoss);
+  EXPECT_NE(db.status().message().find(path_), std::string::npos);
+}
+
+TEST_F(SqlCipherTest, RejectsKeyOfWrongLength) {
+  SecureBuffer short_key(16);
+  EXPECT_EQ(Database::Open(path_, short_key.view()).status().code(),
+            Status::Code::kInvalidArgument);
+}
+
+TEST_F(SqlCipherTest, SecureDeleteAndWalAreOn) {
+  auto db = Database::Open(path_, key_.view());
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(*(*db)->QueryInt("PRAGMA secure_delete"), 1);
+  auto stmt = (*db)->Prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(*stmt->Step());
+  EXPECT_EQ(stmt->ColumnText(0), "wal");
+}
+
+TEST_F(SqlCipherTest, MigrationsApplyOnceAndRefuseNewerFiles) {
+  auto db = Database::Open(path_, key_.view());
+  ASSERT_TRUE(db.ok());
+  std::vector<std::string_view> migrations = {"CREATE TABLE a(x);", "CREATE TABLE b(y);"};
+  ASSERT_TRUE((*db)->Migrate(migrations).ok());
+  EXPECT_EQ(*(*db)->SchemaVersion(), 2);
+  ASSERT_TRUE((*db)->Migrate(migrations).ok());  // idempotent
+  migrations.pop_back();
+  EXPECT_EQ((*db)->Migrate(migrations).code(), Status::Code::kFailedPrecondition);
+}
+
+TEST_F(SqlCipherTest, FailedMigrationRollsBack) {
+  auto db = Database::Open(path_, key_.view());
+  ASSERT_TRUE(db.ok());
+  std::vector<std::string_view> migrations = {"CREATE TABLE a(x);",
+                                              "CREATE TABLE b(y); SELECT * FROM missing;"};
+  EXPECT_FALSE((*db)->Migrate(migrations).ok());
+  EXPECT_EQ(*(*db)->SchemaVersion(), 1);
+  EXPECT_EQ(*(*db)->QueryInt("SELECT count(*) FROM sqlite_master WHERE name='b'"), 0);
+}
+
+TEST_F(SqlCipherTest, RekeyMakesOldKeyUseless) {
+  SecureBuffer new_key = SecureBuffer::Random(kRawKeyLen);
+  {
+    auto db = Database::Open(path_, key_.view());
+    ASSERT_TRUE((*db)->Exec("CREATE TABLE t(x); INSERT INTO t VALUES(1);").ok());
+    ASSERT_TRUE((*db)->Rekey(new_key.view()).ok());
+  }
+  EXPECT_FALSE(Database::Open(path_, key_.view()).ok());
+  auto db = Database::Open(path_, new_key.view());
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(*(*db)->QueryInt("SELECT x FROM t"), 1);
+}
+
+TEST_F(SqlCipherTest, GarbageFileIsNotADatabase) {
+  { std::ofstream(path_) << std::string(4096, 'x'); }
+  auto db = Database::Open(path_, key_.view());
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), Status::Code::kDataLoss);
+}
+
+}  // namespace
+}  // namespace haven::sqlcipher
