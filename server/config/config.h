@@ -1,0 +1,43 @@
+// havend configuration: the TOML file of config/havend.toml, validated.
+//
+// Every setting has a safe default; unknown keys and out-of-range values are
+// errors whose message names the file, the key and the accepted range.
+// Thread-safety: a loaded Config is an immutable value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "haven/common/status.h"
+
+namespace haven::server {
+
+struct Limits {
+  std::uint32_t max_connections = 1024;
+  std::uint32_t max_frame_bytes = 65535;
+  std::uint32_t send_queue_frames = 256;
+  std::uint32_t handshake_timeout_ms = 5000;
+  std::uint32_t ping_interval_s = 30;
+  std::uint32_t idle_timeout_s = 90;
+  std::uint32_t shutdown_grace_ms = 3000;
+};
+
+struct Config {
+  std::string listen_address = "127.0.0.1";
+  std::uint16_t listen_port = 7420;
+  std::uint32_t threads = 2;
+  std::string data_dir = ".haven";
+  std::string server_key_file = "server.key";
+  std::string database_key_file = "db.key";
+  std::string database_file = "haven.db";
+  Limits limits;
+};
+
+// Parses and validates TOML text; `origin` names the source in messages.
+Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin);
+// Reads and parses a file.
+Result<Config> LoadConfigFile(const std::string& path);
+// Checks cross-field rules (also run by the parsers).
+Status ValidateConfig(const Config& config, std::string_view origin);
+
+}  // namespace haven::server

@@ -1,0 +1,41 @@
+// The secrets of a deployment, read from (or, on --init, created in) the data
+// directory: the server's X25519 key pair and the SQLCipher database key.
+//
+// Key files hold exactly 32 raw bytes and must not be accessible to group or
+// others; the data directory must be 0700. Every failure names the file and
+// says what to do. Secrets are read straight into guarded memory.
+#pragma once
+
+#include <string>
+
+#include "config.h"
+#include "haven/common/secure_memory.h"
+#include "haven/noise/primitives.h"
+
+namespace haven::server {
+
+struct Deployment {
+  std::string data_dir;
+  std::string database_path;
+  noise::KeyPair server_key;
+  SecureBuffer database_key;  // 32 bytes
+};
+
+struct DeploymentOptions {
+  // Create the directory and any missing key (never overwriting one). A
+  // missing database key is only generated when no database exists yet.
+  bool create_if_missing = false;
+  // When non-null and non-empty: 64 hex characters of database key (the
+  // HAVEN_DB_KEY environment variable), used instead of the key file.
+  const char* database_key_hex = nullptr;
+};
+
+Result<Deployment> LoadDeployment(const Config& config, const std::string& data_dir,
+                                  const DeploymentOptions& options);
+
+// Reads a 32-byte secret key file, enforcing mode and size.
+Result<SecureBuffer> ReadKeyFile(const std::string& path);
+// Creates `path` with mode 0600 (failing if it exists) and writes `key`, fsynced.
+Status WriteKeyFile(const std::string& path, ByteView key);
+
+}  // namespace haven::server

@@ -1,0 +1,388 @@
+#include "server.h"
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <chrono>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "connection_protocol.h"
+#include "haven/framing/length_prefix.h"
+#include "log.h"
+
+namespace haven::server {
+namespace {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+constexpr auto as_tuple = asio::as_tuple(use_awaitable);
+
+struct Counters {
+  std::atomic<std::uint64_t> active{0};
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> handshakes_ok{0};
+  std::atomic<std::uint64_t> handshakes_failed{0};
+};
+
+class Session;
+
+// What every session shares: limits, the key, counters, the live set.
+struct Shared {
+  Limits limits;
+  noise::KeyPair server_key;
+  Counters counters;
+  std::mutex mu;
+  std::list<std::weak_ptr<Session>> sessions;  // guarded by mu
+  bool stopping = false;                       // guarded by mu
+};
+
+// One connection. Every member is touched only on the socket's strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Shared& shared, ConnectionProtocol protocol)
+      : socket_(std::move(socket)),
+        shared_(shared),
+        protocol_(std::move(protocol)),
+        decoder_(shared.limits.max_frame_bytes),
+        watchdog_(socket_.get_executor()),
+        wake_writer_(socket_.get_executor()),
+        handshake_deadline_(Clock::now() +
+                            std::chrono::milliseconds(shared.limits.handshake_timeout_ms)),
+        last_receive_(Clock::now()) {
+    shared_.counters.active.fetch_add(1);
+  }
+
+  ~Session() { shared_.counters.active.fetch_sub(1); }
+
+  void Start(std::list<std::weak_ptr<Session>>::iterator self_entry) {
+    self_entry_ = self_entry;
+    auto self = shared_from_this();
+    asio::co_spawn(socket_.get_executor(), [self]() { return self->WriteLoop(); }, asio::detached);
+    asio::co_spawn(socket_.get_executor(), [self]() { return self->Watchdog(); }, asio::detached);
+    asio::co_spawn(socket_.get_executor(), [self]() { return self->ReadLoop(); }, asio::detached);
+  }
+
+  // Thread-safe: asks the session to say goodbye and close.
+  void Shutdown() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()]() {
+      if (self->closing_) return;
+      if (self->protocol_.established()) {
+        auto goodbye = self->protocol_.MakeClosing(v1::ERROR_CODE_SHUTTING_DOWN);
+        if (goodbye.ok()) self->Enqueue(std::move(goodbye).value());
+        self->BeginClose();
+      } else {
+        self->ForceClose();
+      }
+    });
+  }
+
+  void Unregister() {
+    std::lock_guard lock(shared_.mu);
+    shared_.sessions.erase(self_entry_);
+  }
+
+ private:
+  // Reads and handles messages until the peer closes. Once closing, input is
+  // read and discarded, so that closing with unread input does not reset the
+  // connection before the peer has read our last frames.
+  awaitable<void> ReadLoop() {
+    std::array<std::uint8_t, 16 * 1024> buffer{};
+    while (!closed_) {
+      auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buffer), as_tuple);
+      if (ec) break;
+      ByteView input(buffer.data(), n);
+      while (!input.empty() && !closing_) {
+        auto used = decoder_.Feed(input);
+        if (!used.ok()) {  // zero or oversize length: the stream is broken
+          ForceClose();
+          co_return;
+        }
+        input = input.subspan(*used);
+        if (!decoder_.HasMessage()) break;
+        HandleMessage(decoder_.message());
+        decoder_.Pop();
+      }
+    }
+    peer_done_ = true;
+    BeginClose();
+    if (flushed_) ForceClose();
+  }
+
+  void HandleMessage(ByteView message) {
+    const bool was_established = protocol_.established();
+    ProtocolOutput out = protocol_.OnMessage(message);
+    last_receive_ = Clock::now();
+    for (Bytes& m : out.messages) Enqueue(std::move(m));
+    if (out.established) {
+      shared_.counters.handshakes_ok.fetch_add(1);
+      watchdog_.cancel();  // re-arm for the idle deadline
+    }
+    if (out.close) {
+      if (!was_established) shared_.counters.handshakes_failed.fetch_add(1);
+      BeginClose();
+    }
+  }
+
+  // Frames and queues one Noise message. A client that lets the bounded queue
+  // fill is not reading: it is disconnected rather than buffered without end.
+  void Enqueue(Bytes message) {
+    if (closed_) return;
+    if (queue_.size() >= shared_.limits.send_queue_frames) {
+      LogDebug("connection closed: send queue full");
+      ForceClose();
+      return;
+    }
+    Bytes framed;
+    framed.reserve(message.size() + framing::kHeaderLen);
+    if (!framing::AppendLengthPrefixed(message, &framed).ok()) {
+      ForceClose();
+      return;
+    }
+    queue_.push_back(std::move(framed));
+    wake_writer_.cancel();
+  }
+
+  awaitable<void> WriteLoop() {
+    while (!closed_) {
+      if (queue_.empty()) {
+        if (closing_) break;
+        wake_writer_.expires_at(Clock::time_point::max());
+        co_await wake_writer_.async_wait(as_tuple);
+        continue;
+      }
+      // Gather everything queued into one write.
+      std::vector<Bytes> batch;
+      std::vector<asio::const_buffer> buffers;
+      while (!queue_.empty() && batch.size() < 64) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      for (const Bytes& b : batch) buffers.emplace_back(b.data(), b.size());
+      auto [ec, n] = co_await asio::async_write(socket_, buffers, as_tuple);
+      if (ec) {
+        ForceClose();
+        co_return;
+      }
+    }
+    // Everything queued is written: send FIN. The reader closes the socket
+    // when the peer closes too, the watchdog at the close deadline.
+    flushed_ = true;
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    if (peer_done_) ForceClose();
+  }
+
+  // Enforces the handshake deadline, pings a silent client, closes an idle
+  // one, and bounds how long a closing connection may linger.
+  awaitable<void> Watchdog() {
+    const auto ping_interval = std::chrono::seconds(shared_.limits.ping_interval_s);
+    const auto idle_timeout = std::chrono::seconds(shared_.limits.idle_timeout_s);
+    while (!closed_) {
+      Clock::time_point next;
+      if (closing_) {
+        next = close_deadline_;
+      } else if (!protocol_.established()) {
+        next = handshake_deadline_;
+      } else {
+        next = last_receive_ + idle_timeout;
+        if (last_ping_ < last_receive_) next = std::min(next, last_receive_ + ping_interval);
+      }
+      const auto now = Clock::now();
+      if (now >= next) {
+        if (closing_ || !protocol_.established()) {
+          ForceClose();
+          break;
+        }
+        if (now >= last_receive_ + idle_timeout) {
+          auto goodbye = protocol_.MakeClosing(v1::ERROR_CODE_IDLE_TIMEOUT);
+          if (goodbye.ok()) Enqueue(std::move(goodbye).value());
+          BeginClose();
+        } else {
+          auto ping = protocol_.MakePing();
+          if (ping.ok()) Enqueue(std::move(ping).value());
+          last_ping_ = now;
+        }
+        continue;
+      }
+      watchdog_.expires_at(next);
+      co_await watchdog_.async_wait(as_tuple);
+    }
+  }
+
+  // Stops reading; the writer flushes what is queued, then closes.
+  void BeginClose() {
+    if (closing_) return;
+    closing_ = true;
+    close_deadline_ = Clock::now() + std::chrono::milliseconds(shared_.limits.shutdown_grace_ms);
+    wake_writer_.cancel();
+    watchdog_.cancel();
+  }
+
+  void ForceClose() {
+    if (closed_) return;
+    closing_ = true;
+    closed_ = true;
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    wake_writer_.cancel();
+    watchdog_.cancel();
+    Unregister();
+  }
+
+  tcp::socket socket_;
+  Shared& shared_;
+  ConnectionProtocol protocol_;
+  framing::LengthPrefixDecoder decoder_;
+  asio::steady_timer watchdog_;
+  asio::steady_timer wake_writer_;  // cancelled to wake the writer
+  std::deque<Bytes> queue_;
+  Clock::time_point handshake_deadline_;
+  Clock::time_point last_receive_;
+  Clock::time_point last_ping_{};
+  Clock::time_point close_deadline_{};
+  bool closing_ = false;    // no more input is handled; the queue drains
+  bool flushed_ = false;    // the queue drained and FIN was sent
+  bool peer_done_ = false;  // the peer closed or the read failed
+  bool closed_ = false;     // the socket is closed
+  std::list<std::weak_ptr<Session>>::iterator self_entry_;
+};
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(const Config& c, const noise::KeyPair& key)
+      : config(c), acceptor(io), signals(io) {
+    shared.limits = c.limits;
+    shared.server_key = key.Clone();
+  }
+
+  awaitable<void> AcceptLoop() {
+    while (true) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io), as_tuple);
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
+      if (ec) {
+        // Typically out of file descriptors: back off instead of spinning.
+        LogWarning("accept failed: " + ec.message());
+        asio::steady_timer pause(io, std::chrono::milliseconds(100));
+        co_await pause.async_wait(as_tuple);
+        continue;
+      }
+      shared.counters.accepted.fetch_add(1);
+      if (shared.counters.active.load() >= shared.limits.max_connections) {
+        shared.counters.rejected.fetch_add(1);
+        boost::system::error_code ignored;
+        socket.close(ignored);  // nothing is ever sent in clear
+        continue;
+      }
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      auto protocol = ConnectionProtocol::Create(shared.server_key);
+      if (!protocol.ok()) {
+        LogError("cannot create a Noise responder: " + protocol.status().ToString());
+        continue;
+      }
+      auto session = std::make_shared<Session>(std::move(socket), shared, std::move(protocol).value());
+      std::list<std::weak_ptr<Session>>::iterator entry;
+      {
+        std::lock_guard lock(shared.mu);
+        if (shared.stopping) continue;
+        entry = shared.sessions.insert(shared.sessions.end(), session);
+      }
+      session->Start(entry);
+    }
+  }
+
+  void Stop() {
+    asio::post(io, [this]() {
+      boost::system::error_code ignored;
+      acceptor.close(ignored);
+      signals.cancel(ignored);
+      std::vector<std::shared_ptr<Session>> live;
+      {
+        std::lock_guard lock(shared.mu);
+        shared.stopping = true;
+        for (auto& weak : shared.sessions) {
+          if (auto s = weak.lock()) live.push_back(std::move(s));
+        }
+      }
+      for (auto& s : live) s->Shutdown();
+      // Backstop: whatever is still running after the grace period is cut.
+      auto backstop = std::make_shared<asio::steady_timer>(
+          io, std::chrono::milliseconds(shared.limits.shutdown_grace_ms + 1000));
+      backstop->async_wait([this, backstop](boost::system::error_code ec) {
+        if (!ec) io.stop();
+      });
+      backstop_ = backstop;
+    });
+  }
+
+  Config config;
+  Shared shared;  // outlives io: sessions destroyed with io still use it
+  asio::io_context io;
+  tcp::acceptor acceptor;
+  asio::signal_set signals;
+  std::shared_ptr<asio::steady_timer> backstop_;
+};
+
+Server::Server(const Config& config, const noise::KeyPair& server_key)
+    : impl_(std::make_unique<Impl>(config, server_key)) {}
+
+Server::~Server() = default;
+
+Result<std::uint16_t> Server::Listen() {
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(impl_->config.listen_address, ec);
+  if (ec) return Status::InvalidArgument("listen.address is not an IP address");
+  const tcp::endpoint endpoint(address, impl_->config.listen_port);
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::Unavailable("cannot listen on " + impl_->config.listen_address + ":" +
+                               std::to_string(impl_->config.listen_port) + ": " + ec.message() +
+                               " (is another havend running? change listen.port)");
+  }
+  return acceptor.local_endpoint().port();
+}
+
+void Server::Run(bool handle_signals) {
+  Impl& impl = *impl_;
+  if (handle_signals) {
+    impl.signals.add(SIGINT);
+    impl.signals.add(SIGTERM);
+    impl.signals.async_wait([this](boost::system::error_code ec, int) {
+      if (!ec) {
+        LogInfo("signal received: shutting down");
+        Stop();
+      }
+    });
+  }
+  asio::co_spawn(impl.io, impl.AcceptLoop(), asio::detached);
+  std::vector<std::thread> threads;
+  for (std::uint32_t i = 1; i < impl.config.threads; ++i) {
+    threads.emplace_back([&impl]() { impl.io.run(); });
+  }
+  impl.io.run();
+  for (auto& t : threads) t.join();
+}
+
+void Server::Stop() { impl_->Stop(); }
+
+ServerStats Server::stats() const {
+  const Counters& c = impl_->shared.counters;
+  return {c.active.load(), c.accepted.load(), c.rejected.load(), c.handshakes_ok.load(),
+          c.handshakes_failed.load()};
+}
+
+}  // namespace haven::server
