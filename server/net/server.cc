@@ -4,6 +4,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <list>
 #include <mutex>
@@ -54,6 +55,7 @@ class Session : public std::enable_shared_from_this<Session> {
         decoder_(shared.limits.max_frame_bytes),
         watchdog_(socket_.get_executor()),
         wake_writer_(socket_.get_executor()),
+        queue_drained_(socket_.get_executor()),
         handshake_deadline_(Clock::now() +
                             std::chrono::milliseconds(shared.limits.handshake_timeout_ms)),
         last_receive_(Clock::now()) {
@@ -107,6 +109,16 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         input = input.subspan(*used);
         if (!decoder_.HasMessage()) break;
+        // Backpressure: while the client leaves our answers unread, stop
+        // reading its requests. Memory stays bounded by the queue limit and
+        // a client that never reads ends at the idle timeout.
+        while (queue_.size() >= shared_.limits.send_queue_frames && !closing_) {
+          throttled_ = true;
+          queue_drained_.expires_at(Clock::time_point::max());
+          co_await queue_drained_.async_wait(as_tuple);
+        }
+        throttled_ = false;
+        if (closing_) break;
         HandleMessage(decoder_.message());
         decoder_.Pop();
       }
@@ -131,11 +143,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  // Frames and queues one Noise message. A client that lets the bounded queue
-  // fill is not reading: it is disconnected rather than buffered without end.
+  // Frames and queues one Noise message. Replies cannot overflow (the reader
+  // waits while the queue is at its limit); anything pushed on top of a full
+  // queue means the client is not reading, and it is disconnected rather
+  // than buffered without end.
   void Enqueue(Bytes message) {
     if (closed_) return;
-    if (queue_.size() >= shared_.limits.send_queue_frames) {
+    if (queue_.size() >= 2 * static_cast<std::size_t>(shared_.limits.send_queue_frames)) {
       LogDebug("connection closed: send queue full");
       ForceClose();
       return;
@@ -165,6 +179,7 @@ class Session : public std::enable_shared_from_this<Session> {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      queue_drained_.cancel();  // wakes a throttled reader
       for (const Bytes& b : batch) buffers.emplace_back(b.data(), b.size());
       auto [ec, n] = co_await asio::async_write(socket_, buffers, as_tuple);
       if (ec) {
@@ -202,7 +217,10 @@ class Session : public std::enable_shared_from_this<Session> {
           break;
         }
         if (now >= last_receive_ + idle_timeout) {
-          auto goodbye = protocol_.MakeClosing(v1::ERROR_CODE_IDLE_TIMEOUT);
+          // Silent because we stopped reading it (it never reads our
+          // answers): overloaded, not idle.
+          auto goodbye = protocol_.MakeClosing(throttled_ ? v1::ERROR_CODE_OVERLOADED
+                                                          : v1::ERROR_CODE_IDLE_TIMEOUT);
           if (goodbye.ok()) Enqueue(std::move(goodbye).value());
           BeginClose();
         } else {
@@ -224,6 +242,7 @@ class Session : public std::enable_shared_from_this<Session> {
     close_deadline_ = Clock::now() + std::chrono::milliseconds(shared_.limits.shutdown_grace_ms);
     wake_writer_.cancel();
     watchdog_.cancel();
+    queue_drained_.cancel();
   }
 
   void ForceClose() {
@@ -235,6 +254,7 @@ class Session : public std::enable_shared_from_this<Session> {
     socket_.close(ignored);
     wake_writer_.cancel();
     watchdog_.cancel();
+    queue_drained_.cancel();
     Unregister();
   }
 
@@ -243,12 +263,14 @@ class Session : public std::enable_shared_from_this<Session> {
   ConnectionProtocol protocol_;
   framing::LengthPrefixDecoder decoder_;
   asio::steady_timer watchdog_;
-  asio::steady_timer wake_writer_;  // cancelled to wake the writer
+  asio::steady_timer wake_writer_;    // cancelled to wake the writer
+  asio::steady_timer queue_drained_;  // cancelled to wake a throttled reader
   std::deque<Bytes> queue_;
   Clock::time_point handshake_deadline_;
   Clock::time_point last_receive_;
   Clock::time_point last_ping_{};
   Clock::time_point close_deadline_{};
+  bool throttled_ = false;  // the reader waits for the queue to drain
   bool closing_ = false;    // no more input is handled; the queue drains
   bool flushed_ = false;    // the queue drained and FIN was sent
   bool peer_done_ = false;  // the peer closed or the read failed
@@ -315,14 +337,27 @@ struct Server::Impl {
         }
       }
       for (auto& s : live) s->Shutdown();
-      // Backstop: whatever is still running after the grace period is cut.
-      auto backstop = std::make_shared<asio::steady_timer>(
-          io, std::chrono::milliseconds(shared.limits.shutdown_grace_ms + 1000));
-      backstop->async_wait([this, backstop](boost::system::error_code ec) {
-        if (!ec) io.stop();
-      });
-      backstop_ = backstop;
     });
+    // Backstop: whatever still runs after the grace period is cut. On its own
+    // thread so that a pending timer does not keep io.run() alive.
+    std::lock_guard lock(backstop_mu);
+    if (backstop.joinable()) return;
+    backstop = std::thread([this]() {
+      std::unique_lock lk(backstop_mu);
+      const auto limit = std::chrono::milliseconds(shared.limits.shutdown_grace_ms + 1000);
+      if (!backstop_cv.wait_for(lk, limit, [this] { return run_finished; })) io.stop();
+    });
+  }
+
+  ~Impl() { FinishBackstop(); }
+
+  void FinishBackstop() {
+    {
+      std::lock_guard lock(backstop_mu);
+      run_finished = true;
+    }
+    backstop_cv.notify_all();
+    if (backstop.joinable()) backstop.join();
   }
 
   Config config;
@@ -330,7 +365,10 @@ struct Server::Impl {
   asio::io_context io;
   tcp::acceptor acceptor;
   asio::signal_set signals;
-  std::shared_ptr<asio::steady_timer> backstop_;
+  std::mutex backstop_mu;
+  std::condition_variable backstop_cv;
+  bool run_finished = false;  // guarded by backstop_mu
+  std::thread backstop;
 };
 
 Server::Server(const Config& config, const noise::KeyPair& server_key)
@@ -375,6 +413,7 @@ void Server::Run(bool handle_signals) {
   }
   impl.io.run();
   for (auto& t : threads) t.join();
+  impl.FinishBackstop();
 }
 
 void Server::Stop() { impl_->Stop(); }

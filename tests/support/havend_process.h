@@ -1,0 +1,60 @@
+// Starts the real havend binary on 127.0.0.1 with a fresh data directory and
+// an ephemeral port, for integration tests.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "haven/noise/primitives.h"
+
+namespace haven::testing {
+
+struct HavendRun {
+  int exit_code = -1;      // -1 if killed by a signal
+  std::string output;      // stdout and stderr
+};
+
+class HavendProcess {
+ public:
+  // Writes `extra_toml` (for example "[limits]\nhandshake_timeout_ms = 300\n")
+  // to a config file and starts havend --init on port 0. Returns nullptr and
+  // records a gtest failure if it does not come up within 10 s.
+  static std::unique_ptr<HavendProcess> Start(const std::string& extra_toml = "");
+
+  // Runs havend to completion with `args` (for startup-failure tests).
+  static HavendRun RunToExit(const std::vector<std::string>& args,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+  ~HavendProcess();
+
+  std::uint16_t port() const { return port_; }
+  const noise::PublicKey& server_key() const { return server_key_; }
+  const std::filesystem::path& data_dir() const { return data_dir_; }
+  pid_t pid() const { return pid_; }
+
+  // Sends SIGTERM and waits; returns the exit code (-1 if it had to be killed).
+  int Terminate(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Output captured so far (stdout and stderr).
+  std::string Output();
+
+ private:
+  HavendProcess() = default;
+  void Drain(int timeout_ms);
+
+  pid_t pid_ = -1;
+  int output_fd_ = -1;
+  std::string output_;
+  std::uint16_t port_ = 0;
+  noise::PublicKey server_key_{};
+  std::filesystem::path dir_;
+  std::filesystem::path data_dir_;
+};
+
+std::filesystem::path MakeTempDir(const std::string& tag);
+
+}  // namespace haven::testing
