@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target of tests/fuzz/ for SECONDS each.
+#
+#   tests/fuzz/run-all.sh SECONDS [extra libFuzzer flags...]
+#
+# Configures (if needed) and builds the "fuzz" preset in build/fuzz, then runs
+# the targets one after another (HAVEN_FUZZ_PARALLEL=1: all at once). Each
+# target keeps a working corpus in build/fuzz/fuzz-work/<name>/corpus that
+# grows from run to run; the seeds in tests/fuzz/corpus/<name> are read but
+# never written. Crash reproducers land in build/fuzz/fuzz-work/<name>/artifacts.
+# Exit status: 0 if no target found a problem.
+set -euo pipefail
+
+if [[ $# -lt 1 || ! "$1" =~ ^[0-9]+$ ]]; then
+  echo "usage: $0 SECONDS [extra libFuzzer flags...]" >&2
+  exit 2
+fi
+seconds=$1
+shift
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=$root/build/fuzz
+cd "$root"
+
+targets=()
+for src in "$here"/*_fuzz.cc; do
+  name=$(basename "$src" _fuzz.cc)
+  targets+=("$name")
+done
+
+if [[ ! -f $build/CMakeCache.txt ]]; then
+  cmake --preset fuzz
+fi
+cmake --build "$build" --target "${targets[@]/%/_fuzz}"
+
+run_one() {
+  local name=$1 work=$build/fuzz-work/$1
+  shift
+  mkdir -p "$work/corpus" "$work/artifacts"
+  echo "=== $name: ${seconds}s, log $work/fuzz.log"
+  (cd "$work" && "$build/tests/fuzz/${name}_fuzz" \
+      -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+      -artifact_prefix="$work/artifacts/" "$@" \
+      "$work/corpus" "$here/corpus/$name") >"$work/fuzz.log" 2>&1
+}
+
+report() {
+  local name=$1 rc=$2 log=$build/fuzz-work/$1/fuzz.log
+  grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added)' \
+      "$log" | sed "s/^/  $name /" || true
+  if [[ $rc -ne 0 ]]; then
+    echo "  $name FAILED (exit $rc); see $log and $build/fuzz-work/$name/artifacts/"
+    grep -E 'ERROR|invariant violated|Test unit written' "$log" | sed "s/^/  $name /" || true
+  fi
+}
+
+status=0
+if [[ ${HAVEN_FUZZ_PARALLEL:-0} == 1 ]]; then
+  pids=()
+  for name in "${targets[@]}"; do
+    run_one "$name" "$@" &
+    pids+=($!)
+  done
+  for i in "${!targets[@]}"; do
+    rc=0
+    wait "${pids[$i]}" || rc=$?
+    report "${targets[$i]}" "$rc"
+    [[ $rc -eq 0 ]] || status=1
+  done
+else
+  for name in "${targets[@]}"; do
+    rc=0
+    run_one "$name" "$@" || rc=$?
+    report "$name" "$rc"
+    [[ $rc -eq 0 ]] || status=1
+  done
+fi
+exit $status
