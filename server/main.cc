@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   deployment->database_key.Reset();  // the open connection holds what it needs
 
   Server server(config, deployment->server_key);
+  server.StopOnSignals();  // before anyone can learn our address
   auto bound = server.Listen();
   if (!bound.ok()) return Fail(bound.status());
 
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
   std::printf("havend: data directory %s\n", deployment->data_dir.c_str());
   std::fflush(stdout);
 
-  server.Run(/*handle_signals=*/true);
+  server.Run();
   const ServerStats stats = server.stats();
   LogInfo("stopped after " + std::to_string(stats.accepted_total) + " connections");
   return 0;

@@ -394,18 +394,20 @@ Result<std::uint16_t> Server::Listen() {
   return acceptor.local_endpoint().port();
 }
 
-void Server::Run(bool handle_signals) {
+void Server::StopOnSignals() {
   Impl& impl = *impl_;
-  if (handle_signals) {
-    impl.signals.add(SIGINT);
-    impl.signals.add(SIGTERM);
-    impl.signals.async_wait([this](boost::system::error_code ec, int) {
-      if (!ec) {
-        LogInfo("signal received: shutting down");
-        Stop();
-      }
-    });
-  }
+  impl.signals.add(SIGINT);
+  impl.signals.add(SIGTERM);
+  impl.signals.async_wait([this](boost::system::error_code ec, int) {
+    if (!ec) {
+      LogInfo("signal received: shutting down");
+      Stop();
+    }
+  });
+}
+
+void Server::Run() {
+  Impl& impl = *impl_;
   asio::co_spawn(impl.io, impl.AcceptLoop(), asio::detached);
   std::vector<std::thread> threads;
   for (std::uint32_t i = 1; i < impl.config.threads; ++i) {

@@ -31,9 +31,12 @@ class Server {
 
   // Binds and listens; returns the bound port (meaningful with port 0).
   Result<std::uint16_t> Listen();
-  // Serves until Stop() or, when `handle_signals`, SIGINT/SIGTERM; then
-  // closes every connection within limits.shutdown_grace_ms and returns.
-  void Run(bool handle_signals);
+  // From now on SIGINT and SIGTERM call Stop() (a signal that arrives before
+  // Run() is held until it starts).
+  void StopOnSignals();
+  // Serves until Stop(); then closes every connection within
+  // limits.shutdown_grace_ms and returns.
+  void Run();
   void Stop();
   ServerStats stats() const;
 
