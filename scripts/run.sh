@@ -3,13 +3,6 @@
 # on 127.0.0.1 with an embedded default deployment in ./.haven (created on first
 # start: server key pair, database key, SQLCipher database; 0700/0600).
 # Extra arguments are passed to havend (try --help).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-
-scripts/install-deps.sh
-export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1
-cmake --preset default >/dev/null
+source "$(dirname "$0")/lib.sh"
 cmake --build --preset default --target havend haven-ping
-
 exec build/default/server/havend --config config/havend.toml --data-dir "$ROOT/.haven" --init "$@"

@@ -80,6 +80,11 @@ bool HandshakeState::IsMyTurn() const {
   return initiator_turn == initiator();
 }
 
+void HandshakeState::MixEphemeral(const PublicKey& key) {
+  symmetric_.MixHash(key);
+  if (pattern().has_psk) symmetric_.MixKey(key);  // specification 9.2
+}
+
 Status HandshakeState::NextPsk() {
   if (next_psk_ >= psks_.size()) return Status::InvalidArgument("pattern needs another PSK");
   symmetric_.MixKeyAndHash(psks_[next_psk_].view());
@@ -130,8 +135,7 @@ Status HandshakeState::WriteMessage(ByteView payload, Bytes* message) {
           e_ = KeyPair::Generate();
         }
         message->insert(message->end(), e_->public_key.begin(), e_->public_key.end());
-        symmetric_.MixHash(e_->public_key);
-        if (pattern().has_psk) symmetric_.MixKey(e_->public_key);
+        MixEphemeral(e_->public_key);
         break;
       }
       case Token::kS:
@@ -168,8 +172,7 @@ Status HandshakeState::ReadMessage(ByteView message, Bytes* payload) {
         std::memcpy(re.data(), rest.data(), kDhLen);
         rest = rest.subspan(kDhLen);
         re_ = re;
-        symmetric_.MixHash(re);
-        if (pattern().has_psk) symmetric_.MixKey(re);
+        MixEphemeral(re);
         break;
       }
       case Token::kS: {

@@ -90,6 +90,7 @@ class HandshakeState {
   HandshakeState(ProtocolName protocol, HandshakeConfig config);
   Status MixDh(Token token);
   Status NextPsk();
+  void MixEphemeral(const PublicKey& key);
   bool initiator() const { return role_ == Role::kInitiator; }
   const HandshakePattern& pattern() const { return protocol_.pattern; }
 
