@@ -190,11 +190,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     HAVEN_FUZZ_CHECK(!ref.error.has_value());
     HAVEN_FUZZ_CHECK(delivered == ref.messages.size());
     HAVEN_FUZZ_CHECK(!decoder.HasMessage());
-    // pending() counts at most the bytes of the unfinished frame. (It does not
-    // count the two header bytes once the header is complete, so equality with
-    // ref.trailing does not hold; see tests/fuzz/README.md.)
-    HAVEN_FUZZ_CHECK(decoder.pending() <= ref.trailing);
-    if (ref.trailing == 0) HAVEN_FUZZ_CHECK(decoder.pending() == 0);
+    // pending() is exactly the bytes of the unfinished frame, header included.
+    HAVEN_FUZZ_CHECK(decoder.pending() == ref.trailing);
     // An empty Feed() changes nothing.
     auto nothing = decoder.Feed({});
     HAVEN_FUZZ_CHECK(nothing.ok());

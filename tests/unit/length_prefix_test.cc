@@ -52,6 +52,20 @@ TEST(LengthPrefix, RejectsOversizeBeforeReadingBody) {
   EXPECT_FALSE(d.Feed(Bytes{0x00, 0x01, 0x00}).ok());
 }
 
+TEST(LengthPrefix, PendingCountsAnUnfinishedFrameIncludingItsHeader) {
+  LengthPrefixDecoder d(100);
+  EXPECT_EQ(d.pending(), 0u);
+  ASSERT_TRUE(d.Feed(Bytes{0x00}).ok());
+  EXPECT_EQ(d.pending(), 1u);
+  ASSERT_TRUE(d.Feed(Bytes{0x05}).ok());
+  EXPECT_EQ(d.pending(), 2u);  // a header alone is still a cut-off frame
+  ASSERT_TRUE(d.Feed(Bytes{1, 2, 3}).ok());
+  EXPECT_EQ(d.pending(), 5u);
+  ASSERT_TRUE(d.Feed(Bytes{4, 5}).ok());
+  ASSERT_TRUE(d.HasMessage());
+  EXPECT_EQ(d.pending(), 0u);
+}
+
 TEST(LengthPrefix, RejectsZeroLength) {
   LengthPrefixDecoder d(1024);
   auto r = d.Feed(Bytes{0x00, 0x00});

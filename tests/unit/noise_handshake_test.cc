@@ -158,6 +158,21 @@ TEST(NoiseXk, LowOrderEphemeralIsRejected) {
   EXPECT_EQ(st.code(), Status::Code::kDataLoss);
 }
 
+TEST(NoiseXk, FailedCallsPoisonAndLeaveNoPartialOutput) {
+  const KeyPair server = KeyPair::Generate();
+  const KeyPair client = KeyPair::Generate();
+  Pair p = MakeXk(server, client, server.public_key);
+  Bytes m = {0xaa};
+  EXPECT_FALSE(p.initiator.WriteMessage(Bytes(65500, 0), &m).ok());
+  EXPECT_EQ(m, Bytes{0xaa});
+  EXPECT_FALSE(p.initiator.WriteMessage({}, &m).ok());  // poisoned
+  Pair q = MakeXk(server, client, server.public_key);
+  Bytes m1, payload;
+  ASSERT_TRUE(q.initiator.WriteMessage({}, &m1).ok());
+  EXPECT_FALSE(q.responder.ReadMessage(Bytes(70000, 0), &payload).ok());
+  EXPECT_FALSE(q.responder.ReadMessage(m1, &payload).ok());  // poisoned by the oversize one
+}
+
 TEST(NoiseXk, OutOfTurnCallsFail) {
   const KeyPair server = KeyPair::Generate();
   const KeyPair client = KeyPair::Generate();

@@ -55,6 +55,16 @@ Result<std::size_t> LengthPrefixDecoder::Feed(ByteView input) {
   return used;
 }
 
+std::size_t LengthPrefixDecoder::pending() const {
+  switch (state_) {
+    case State::kHeader: return header_have_;
+    case State::kBody: return kHeaderLen + body_.size();
+    case State::kComplete:
+    case State::kFailed: return 0;
+  }
+  return 0;
+}
+
 void LengthPrefixDecoder::Pop() {
   if (state_ != State::kComplete) return;
   body_.clear();

@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -11,6 +12,9 @@ constexpr std::uint64_t kReservedNonce = std::numeric_limits<std::uint64_t>::max
 }  // namespace
 
 void CipherState::InitializeKey(ByteView key) {
+  // A short key is a programming error; carrying on would mean encrypting
+  // with a key nobody chose (or, with no key, not encrypting at all).
+  if (!key.empty() && key.size() < kKeyLen) std::abort();
   k_ = key.empty() ? SecureBuffer() : SecureBuffer::CopyOf(key.first(kKeyLen));
   n_ = 0;
 }

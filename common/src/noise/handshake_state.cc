@@ -121,9 +121,19 @@ Status HandshakeState::MixDh(Token token) {
 }
 
 Status HandshakeState::WriteMessage(ByteView payload, Bytes* message) {
+  const std::size_t start = message->size();
+  Status status = WriteMessageTokens(payload, message);
+  if (!status.ok()) message->resize(start);  // never leave half a message behind
+  return status;
+}
+
+Status HandshakeState::WriteMessageTokens(ByteView payload, Bytes* message) {
   if (failed_) return Status::FailedPrecondition("handshake already failed");
   if (!IsMyTurn()) return Status::FailedPrecondition("not this side's turn to write");
   failed_ = true;  // cleared on success
+  if (payload.size() > kMaxMessageLen) {
+    return Status::InvalidArgument("handshake message would exceed 65535 bytes");
+  }
   const std::size_t start = message->size();
   for (Token t : pattern().messages[next_message_]) {
     switch (t) {
@@ -161,8 +171,8 @@ Status HandshakeState::WriteMessage(ByteView payload, Bytes* message) {
 Status HandshakeState::ReadMessage(ByteView message, Bytes* payload) {
   if (failed_) return Status::FailedPrecondition("handshake already failed");
   if (IsComplete() || IsMyTurn()) return Status::FailedPrecondition("not this side's turn to read");
-  if (message.size() > kMaxMessageLen) return Status::InvalidArgument("message exceeds 65535 bytes");
   failed_ = true;  // cleared on success
+  if (message.size() > kMaxMessageLen) return Status::InvalidArgument("message exceeds 65535 bytes");
   ByteView rest = message;
   for (Token t : pattern().messages[next_message_]) {
     switch (t) {

@@ -38,8 +38,10 @@ class LengthPrefixDecoder {
   ByteView message() const { return body_; }
   // Discards the completed message and waits for the next header.
   void Pop();
-  // Bytes buffered toward an incomplete message (header or body).
-  std::size_t pending() const { return header_have_ + body_.size(); }
+  // Bytes buffered toward a message that is not complete yet, header
+  // included; 0 on a message boundary (or with a completed message waiting
+  // for Pop()). Nonzero at end of stream means the peer stopped mid-frame.
+  std::size_t pending() const;
 
  private:
   enum class State { kHeader, kBody, kComplete, kFailed };

@@ -19,6 +19,7 @@ class CipherState {
   CipherState& operator=(CipherState&&) noexcept = default;
 
   // An empty `key` means "no key": Encrypt/Decrypt then pass data through.
+  // Otherwise the first 32 bytes are the key; fewer aborts (a caller bug).
   void InitializeKey(ByteView key);
   bool HasKey() const { return !k_.empty(); }
   void SetNonce(std::uint64_t n) { n_ = n; }

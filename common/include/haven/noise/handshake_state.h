@@ -73,7 +73,8 @@ class HandshakeState {
   bool IsMyTurn() const;
   bool IsComplete() const { return next_message_ >= pattern().messages.size(); }
 
-  // Appends the next handshake message carrying `payload` to `message`.
+  // Appends the next handshake message carrying `payload` to `message`; on
+  // failure `message` is left as it was.
   Status WriteMessage(ByteView payload, Bytes* message);
   // Processes the peer's next handshake message, appending its payload to
   // `payload`.
@@ -89,6 +90,7 @@ class HandshakeState {
  private:
   HandshakeState(ProtocolName protocol, HandshakeConfig config);
   Status MixDh(Token token);
+  Status WriteMessageTokens(ByteView payload, Bytes* message);
   Status NextPsk();
   void MixEphemeral(const PublicKey& key);
   bool initiator() const { return role_ == Role::kInitiator; }
