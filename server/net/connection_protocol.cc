@@ -4,9 +4,9 @@ namespace haven::server {
 
 Result<ConnectionProtocol> ConnectionProtocol::Create(const noise::KeyPair& server_key) {
   noise::HandshakeConfig config;
-  config.protocol_name = std::string(kNoiseProtocol);
+  config.protocol_name = std::string(kHavenNoiseProtocol);
   config.role = noise::Role::kResponder;
-  config.prologue.assign(kPrologue.begin(), kPrologue.end());
+  config.prologue.assign(kHavenPrologue.begin(), kHavenPrologue.end());
   config.s = server_key.Clone();
   HAVEN_ASSIGN_OR_RETURN(noise::HandshakeState hs, noise::HandshakeState::Create(std::move(config)));
   return ConnectionProtocol(std::move(hs));

@@ -11,15 +11,13 @@
 #include <vector>
 
 #include "haven/common/bytes.h"
+#include "haven/common/protocol.h"
 #include "haven/common/status.h"
 #include "haven/noise/handshake_state.h"
 #include "haven/v1/frame.pb.h"
 
 namespace haven::server {
 
-// The prologue that binds the handshake to protocol version 1.
-inline constexpr std::string_view kPrologue = "haven/1";
-inline constexpr std::string_view kNoiseProtocol = "Noise_XK_25519_ChaChaPoly_BLAKE2b";
 inline constexpr std::size_t kMaxPingOpaque = 32;
 
 struct ProtocolOutput {

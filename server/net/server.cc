@@ -282,7 +282,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
 struct Server::Impl {
   Impl(const Config& c, const noise::KeyPair& key)
-      : config(c), acceptor(io), signals(io) {
+      : config(c), acceptor(asio::make_strand(io)), signals(io) {
     shared.limits = c.limits;
     shared.server_key = key.Clone();
   }
@@ -294,7 +294,7 @@ struct Server::Impl {
       if (ec) {
         // Typically out of file descriptors: back off instead of spinning.
         LogWarning("accept failed: " + ec.message());
-        asio::steady_timer pause(io, std::chrono::milliseconds(100));
+        asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
         co_await pause.async_wait(as_tuple);
         continue;
       }
@@ -324,7 +324,8 @@ struct Server::Impl {
   }
 
   void Stop() {
-    asio::post(io, [this]() {
+    // On the acceptor's strand: the accept loop runs there too.
+    asio::post(acceptor.get_executor(), [this]() {
       boost::system::error_code ignored;
       acceptor.close(ignored);
       signals.cancel(ignored);
@@ -408,7 +409,7 @@ void Server::StopOnSignals() {
 
 void Server::Run() {
   Impl& impl = *impl_;
-  asio::co_spawn(impl.io, impl.AcceptLoop(), asio::detached);
+  asio::co_spawn(impl.acceptor.get_executor(), impl.AcceptLoop(), asio::detached);
   std::vector<std::thread> threads;
   for (std::uint32_t i = 1; i < impl.config.threads; ++i) {
     threads.emplace_back([&impl]() { impl.io.run(); });

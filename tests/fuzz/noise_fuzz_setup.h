@@ -14,12 +14,13 @@
 #include <utility>
 
 #include "fuzz_check.h"
+#include "haven/common/protocol.h"
 #include "haven/noise/handshake_state.h"
 
 namespace haven::fuzz {
 
-inline constexpr char kNoiseProtocol[] = "Noise_XK_25519_ChaChaPoly_BLAKE2b";
-inline constexpr std::array<std::uint8_t, 7> kNoisePrologue = {'h', 'a', 'v', 'e', 'n', '/', '1'};
+inline constexpr std::string_view kNoiseProtocol = kHavenNoiseProtocol;
+inline constexpr std::string_view kNoisePrologue = kHavenPrologue;
 
 // Raw-mode operations after the handshake completed (first byte of each step).
 inline constexpr std::uint8_t kOpDecrypt = 0;       // followed by a record
@@ -85,7 +86,7 @@ inline const FixedKeys& Keys() {
 inline noise::HandshakeState MakeResponder() {
   const FixedKeys& keys = Keys();
   noise::HandshakeConfig config;
-  config.protocol_name = kNoiseProtocol;
+  config.protocol_name = std::string(kNoiseProtocol);
   config.role = noise::Role::kResponder;
   config.prologue.assign(kNoisePrologue.begin(), kNoisePrologue.end());
   config.s = keys.responder_static.Clone();
@@ -98,7 +99,7 @@ inline noise::HandshakeState MakeResponder() {
 inline noise::HandshakeState MakeInitiator() {
   const FixedKeys& keys = Keys();
   noise::HandshakeConfig config;
-  config.protocol_name = kNoiseProtocol;
+  config.protocol_name = std::string(kNoiseProtocol);
   config.role = noise::Role::kInitiator;
   config.prologue.assign(kNoisePrologue.begin(), kNoisePrologue.end());
   config.s = keys.initiator_static.Clone();

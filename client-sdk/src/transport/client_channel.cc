@@ -5,9 +5,9 @@ namespace haven::client {
 Result<ClientChannel> ClientChannel::Create(const noise::PublicKey& pinned_server_key,
                                             noise::KeyPair client_key) {
   noise::HandshakeConfig config;
-  config.protocol_name = std::string(kNoiseProtocol);
+  config.protocol_name = std::string(kHavenNoiseProtocol);
   config.role = noise::Role::kInitiator;
-  config.prologue.assign(kPrologue.begin(), kPrologue.end());
+  config.prologue.assign(kHavenPrologue.begin(), kHavenPrologue.end());
   config.s = std::move(client_key);
   config.rs = pinned_server_key;
   HAVEN_ASSIGN_OR_RETURN(noise::HandshakeState hs, noise::HandshakeState::Create(std::move(config)));

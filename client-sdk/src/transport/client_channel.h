@@ -8,13 +8,16 @@
 
 #include <optional>
 
+#include "haven/common/protocol.h"
 #include "haven/noise/handshake_state.h"
+#include "haven/version.h"
 #include "haven/v1/frame.pb.h"
 
 namespace haven::client {
 
-inline constexpr std::string_view kPrologue = "haven/1";
-inline constexpr std::string_view kNoiseProtocol = "Noise_XK_25519_ChaChaPoly_BLAKE2b";
+// The public C macros must name the same protocol as the implementation.
+static_assert(kHavenPrologue == HAVEN_PROTOCOL_PROLOGUE);
+static_assert(kHavenNoiseProtocol == HAVEN_NOISE_PROTOCOL);
 
 class ClientChannel {
  public:
