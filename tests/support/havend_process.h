@@ -38,6 +38,7 @@ class HavendProcess {
   pid_t pid() const { return pid_; }
 
   // Sends SIGTERM and waits; returns the exit code (-1 if it had to be killed).
+  // The destructor does this too and expects 0.
   int Terminate(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // Output captured so far (stdout and stderr).
   std::string Output();
