@@ -61,12 +61,17 @@ int main(int argc, char** argv) {
   // /proc/<pid>/environ would see it.
   if (options.database_key_hex != nullptr) ::unsetenv("HAVEN_DB_KEY");
   if (!deployment.ok()) return Fail(deployment.status());
+  auto lock = DataDirLock::Acquire(deployment->data_dir, "havend");
+  if (!lock.ok()) return Fail(lock.status());
 
-  auto store = OpenServerStore(deployment->database_path, deployment->database_key.view());
+  auto store = ServerStore::Open(deployment->database_path, deployment->database_key.view(),
+                                 /*start_boot=*/true);
   if (!store.ok()) return Fail(store.status());
   deployment->database_key.Reset();  // the open connection holds what it needs
+  auto state = (*store)->Load();
+  if (!state.ok()) return Fail(state.status());
 
-  Server server(config, deployment->server_key);
+  Server server(config, deployment->server_key, std::move(store).value(), std::move(state).value());
   server.StopOnSignals();  // before anyone can learn our address
   auto bound = server.Listen();
   if (!bound.ok()) return Fail(bound.status());

@@ -20,7 +20,8 @@ class Reader {
       const std::string name(table_name.str());
       auto it = schema.find(name);
       if (it == schema.end() || !node.is_table()) {
-        return Error(name, "unknown section; expected one of [listen], [server], [files], [limits]");
+        return Error(name, "unknown section; expected one of [listen], [server], [files], "
+                           "[limits], [relay], [retention], [storage]");
       }
       for (const auto& [key, value] : *node.as_table()) {
         if (it->second.count(std::string(key.str())) == 0) {
@@ -86,6 +87,13 @@ Status ValidateConfig(const Config& c, std::string_view origin) {
     if (value->empty()) return error(key, "must not be empty");
   }
   if (c.data_dir.empty()) return error("server.data_dir", "must not be empty");
+  if (c.relay.delivery_window >= c.limits.send_queue_frames) {
+    return error("relay.delivery_window", "must be smaller than limits.send_queue_frames");
+  }
+  if (c.relay.max_envelope_bytes + 256 > c.limits.max_frame_bytes) {
+    return error("relay.max_envelope_bytes",
+                 "must leave 256 bytes of room below limits.max_frame_bytes");
+  }
   return Status::Ok();
 }
 
@@ -107,6 +115,12 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin) 
       {"limits",
        {"max_connections", "max_frame_bytes", "send_queue_frames", "handshake_timeout_ms",
         "ping_interval_s", "idle_timeout_s", "shutdown_grace_ms"}},
+      {"relay",
+       {"max_envelope_bytes", "max_queued_envelopes", "max_open_conversations_per_survivor",
+        "delivery_window", "survivor_requests_per_second", "survivor_request_burst",
+        "conversations_opened_per_minute", "invitation_attempts_per_minute"}},
+      {"retention", {"envelope_ttl_days", "closed_conversation_days", "sweep_interval_s"}},
+      {"storage", {"group_commit_max_batch"}},
   }));
   Config c;
   HAVEN_RETURN_IF_ERROR(r.String("listen", "address", &c.listen_address));
@@ -125,6 +139,29 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin) 
   HAVEN_RETURN_IF_ERROR(r.Integer("limits", "ping_interval_s", 1, 3600, &l.ping_interval_s));
   HAVEN_RETURN_IF_ERROR(r.Integer("limits", "idle_timeout_s", 2, 86400, &l.idle_timeout_s));
   HAVEN_RETURN_IF_ERROR(r.Integer("limits", "shutdown_grace_ms", 0, 60000, &l.shutdown_grace_ms));
+  RelayLimits& rl = c.relay;
+  HAVEN_RETURN_IF_ERROR(r.Integer("relay", "max_envelope_bytes", 256, 60000, &rl.max_envelope_bytes));
+  HAVEN_RETURN_IF_ERROR(
+      r.Integer("relay", "max_queued_envelopes", 1, 100000, &rl.max_queued_envelopes));
+  HAVEN_RETURN_IF_ERROR(r.Integer("relay", "max_open_conversations_per_survivor", 1, 100,
+                                  &rl.max_open_conversations_per_survivor));
+  HAVEN_RETURN_IF_ERROR(r.Integer("relay", "delivery_window", 1, 4096, &rl.delivery_window));
+  HAVEN_RETURN_IF_ERROR(r.Integer("relay", "survivor_requests_per_second", 1, 100000,
+                                  &rl.survivor_requests_per_second));
+  HAVEN_RETURN_IF_ERROR(
+      r.Integer("relay", "survivor_request_burst", 1, 100000, &rl.survivor_request_burst));
+  HAVEN_RETURN_IF_ERROR(r.Integer("relay", "conversations_opened_per_minute", 1, 1000000,
+                                  &rl.conversations_opened_per_minute));
+  HAVEN_RETURN_IF_ERROR(r.Integer("relay", "invitation_attempts_per_minute", 1, 10000,
+                                  &rl.invitation_attempts_per_minute));
+  HAVEN_RETURN_IF_ERROR(
+      r.Integer("retention", "envelope_ttl_days", 1, 365, &c.retention.envelope_ttl_days));
+  HAVEN_RETURN_IF_ERROR(r.Integer("retention", "closed_conversation_days", 0, 3650,
+                                  &c.retention.closed_conversation_days));
+  HAVEN_RETURN_IF_ERROR(
+      r.Integer("retention", "sweep_interval_s", 1, 86400, &c.retention.sweep_interval_s));
+  HAVEN_RETURN_IF_ERROR(r.Integer("storage", "group_commit_max_batch", 1, 100000,
+                                  &c.storage.group_commit_max_batch));
   HAVEN_RETURN_IF_ERROR(ValidateConfig(c, origin));
   return c;
 }

@@ -22,6 +22,27 @@ struct Limits {
   std::uint32_t shutdown_grace_ms = 3000;
 };
 
+struct RelayLimits {
+  std::uint32_t max_envelope_bytes = 16384;
+  std::uint32_t max_queued_envelopes = 1000;  // per conversation and direction
+  std::uint32_t max_open_conversations_per_survivor = 2;
+  std::uint32_t delivery_window = 64;
+  std::uint32_t survivor_requests_per_second = 20;
+  std::uint32_t survivor_request_burst = 60;
+  std::uint32_t conversations_opened_per_minute = 120;  // all survivors together
+  std::uint32_t invitation_attempts_per_minute = 10;    // all clients together
+};
+
+struct RetentionSettings {
+  std::uint32_t envelope_ttl_days = 7;
+  std::uint32_t closed_conversation_days = 30;
+  std::uint32_t sweep_interval_s = 3600;
+};
+
+struct StorageSettings {
+  std::uint32_t group_commit_max_batch = 1024;
+};
+
 struct Config {
   std::string listen_address = "127.0.0.1";
   std::uint16_t listen_port = 7420;
@@ -31,6 +52,9 @@ struct Config {
   std::string database_key_file = "db.key";
   std::string database_file = "haven.db";
   Limits limits;
+  RelayLimits relay;
+  RetentionSettings retention;
+  StorageSettings storage;
 };
 
 // Parses and validates TOML text; `origin` names the source in messages.

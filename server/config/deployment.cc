@@ -1,6 +1,7 @@
 #include "deployment.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +49,26 @@ Status PrepareDirectory(const std::string& dir, bool create) {
 }
 
 }  // namespace
+
+Result<DataDirLock> DataDirLock::Acquire(const std::string& data_dir, std::string_view holder) {
+  const std::string path = Join(data_dir, "havend.lock");
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return Status::Unavailable("cannot open lock file " + path + ": " + std::strerror(errno));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return Status::FailedPrecondition(std::string(holder) + ": " + data_dir +
+                                      " is in use by a running havend; stop it first");
+  }
+  return DataDirLock(fd);
+}
+
+DataDirLock::DataDirLock(DataDirLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+
+DataDirLock::~DataDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
+}
 
 Result<SecureBuffer> ReadKeyFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

@@ -33,6 +33,21 @@ struct DeploymentOptions {
 Result<Deployment> LoadDeployment(const Config& config, const std::string& data_dir,
                                   const DeploymentOptions& options);
 
+// An exclusive advisory lock on <data_dir>/havend.lock, held for the life of
+// the object: one havend per data directory, and haven-admin commands that
+// rewrite the database refuse to run beside it.
+class DataDirLock {
+ public:
+  static Result<DataDirLock> Acquire(const std::string& data_dir, std::string_view holder);
+  DataDirLock(DataDirLock&& other) noexcept;
+  DataDirLock& operator=(DataDirLock&&) = delete;
+  ~DataDirLock();
+
+ private:
+  explicit DataDirLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
 // Reads a 32-byte secret key file, enforcing mode and size.
 Result<SecureBuffer> ReadKeyFile(const std::string& path);
 // Creates `path` with mode 0600 (failing if it exists) and writes `key`, fsynced.

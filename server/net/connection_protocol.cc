@@ -63,7 +63,7 @@ ProtocolOutput ConnectionProtocol::OnTransportMessage(ByteView message) {
   }
   v1::Frame frame;
   if (!frame.ParseFromArray(plaintext.data(), static_cast<int>(plaintext.size()))) {
-    if (!Seal(ErrorFrame(0, v1::ERROR_CODE_MALFORMED_FRAME, "not a haven.v1.Frame"), &out).ok()) {
+    if (!SealInto(ErrorFrame(0, v1::ERROR_CODE_MALFORMED_FRAME, "not a haven.v1.Frame"), &out).ok()) {
       out.close = true;
     }
     return out;
@@ -87,9 +87,13 @@ void ConnectionProtocol::Dispatch(const v1::Frame& frame, ProtocolOutput* out) {
             reply.mutable_response()->mutable_pong()->set_opaque(request.ping().opaque());
           }
           break;
-        default:
+        case v1::Request::KIND_NOT_SET:
           reply = ErrorFrame(frame.request_id(), v1::ERROR_CODE_UNKNOWN_REQUEST,
                              "unknown request kind");
+          break;
+        default:
+          out->requests.push_back(frame);  // the relay answers
+          return;
       }
       break;
     }
@@ -103,10 +107,16 @@ void ConnectionProtocol::Dispatch(const v1::Frame& frame, ProtocolOutput* out) {
       reply = ErrorFrame(frame.request_id(), v1::ERROR_CODE_UNKNOWN_REQUEST,
                          "frame has no known kind");
   }
-  if (!Seal(reply, out).ok()) out->close = true;
+  if (!SealInto(reply, out).ok()) out->close = true;
 }
 
-Status ConnectionProtocol::Seal(const v1::Frame& frame, ProtocolOutput* out) {
+Result<Bytes> ConnectionProtocol::Seal(const v1::Frame& frame) {
+  ProtocolOutput out;
+  HAVEN_RETURN_IF_ERROR(SealInto(frame, &out));
+  return std::move(out.messages.front());
+}
+
+Status ConnectionProtocol::SealInto(const v1::Frame& frame, ProtocolOutput* out) {
   if (!transport_) return Status::FailedPrecondition("connection not established");
   const std::string plaintext = frame.SerializeAsString();
   Bytes message;
@@ -129,17 +139,13 @@ Result<Bytes> ConnectionProtocol::MakePing() {
   v1::Frame f;
   f.set_request_id(next_request_id_++);
   f.mutable_request()->mutable_ping();
-  ProtocolOutput out;
-  HAVEN_RETURN_IF_ERROR(Seal(f, &out));
-  return std::move(out.messages.front());
+  return Seal(f);
 }
 
 Result<Bytes> ConnectionProtocol::MakeClosing(v1::ErrorCode reason) {
   v1::Frame f;
   f.mutable_event()->mutable_closing()->set_reason(reason);
-  ProtocolOutput out;
-  HAVEN_RETURN_IF_ERROR(Seal(f, &out));
-  return std::move(out.messages.front());
+  return Seal(f);
 }
 
 }  // namespace haven::server

@@ -22,6 +22,7 @@ inline constexpr std::size_t kMaxPingOpaque = 32;
 
 struct ProtocolOutput {
   std::vector<Bytes> messages;  // Noise messages to send in order (not yet framed)
+  std::vector<v1::Frame> requests;  // requests for the relay (everything but Ping)
   bool close = false;           // close once `messages` are sent
   bool established = false;     // the handshake completed with this input
 };
@@ -41,6 +42,7 @@ class ConnectionProtocol {
   const std::optional<noise::PublicKey>& peer_static() const { return peer_static_; }
 
   // Server-originated frames; only valid once established.
+  Result<Bytes> Seal(const v1::Frame& frame);
   Result<Bytes> MakePing();
   Result<Bytes> MakeClosing(v1::ErrorCode reason);
 
@@ -51,7 +53,7 @@ class ConnectionProtocol {
   ProtocolOutput OnHandshakeMessage(ByteView message);
   ProtocolOutput OnTransportMessage(ByteView message);
   void Dispatch(const v1::Frame& frame, ProtocolOutput* out);
-  Status Seal(const v1::Frame& frame, ProtocolOutput* out);
+  Status SealInto(const v1::Frame& frame, ProtocolOutput* out);
   static v1::Frame ErrorFrame(std::uint64_t request_id, v1::ErrorCode code, std::string_view msg);
 
   std::optional<noise::HandshakeState> handshake_;

@@ -4,6 +4,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <chrono>
+#include <ctime>
 #include <condition_variable>
 #include <deque>
 #include <list>
@@ -14,6 +15,8 @@
 #include "connection_protocol.h"
 #include "haven/framing/length_prefix.h"
 #include "log.h"
+#include "service/relay.h"
+#include "store/storage_worker.h"
 
 namespace haven::server {
 namespace {
@@ -37,12 +40,24 @@ class Session;
 
 // What every session shares: limits, the key, counters, the live set.
 struct Shared {
+  Relay* relay = nullptr;  // set before the first connection
   Limits limits;
   noise::KeyPair server_key;
   Counters counters;
   std::mutex mu;
   std::list<std::weak_ptr<Session>> sessions;  // guarded by mu
   bool stopping = false;                       // guarded by mu
+};
+
+// The relay's handle on a session: hops onto the session's strand.
+class SessionPeer final : public Peer {
+ public:
+  explicit SessionPeer(std::weak_ptr<Session> session) : session_(std::move(session)) {}
+  void Send(v1::Frame frame) override;
+  void Disconnect(v1::ErrorCode reason) override;
+
+ private:
+  std::weak_ptr<Session> session_;
 };
 
 // One connection. Every member is touched only on the socket's strand.
@@ -91,6 +106,23 @@ class Session : public std::enable_shared_from_this<Session> {
     shared_.sessions.erase(self_entry_);
   }
 
+  // From the relay, via SessionPeer: on the strand.
+  void SendFrame(const v1::Frame& frame) {
+    if (closing_) return;
+    auto sealed = protocol_.Seal(frame);
+    if (!sealed.ok()) return;
+    Enqueue(std::move(sealed).value());
+  }
+
+  void Goodbye(v1::ErrorCode reason) {
+    if (closing_) return;
+    auto goodbye = protocol_.MakeClosing(reason);
+    if (goodbye.ok()) Enqueue(std::move(goodbye).value());
+    BeginClose();
+  }
+
+  asio::any_io_executor executor() { return socket_.get_executor(); }
+
  private:
   // Reads and handles messages until the peer closes. Once closing, input is
   // read and discarded, so that closing with unread input does not reset the
@@ -136,7 +168,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (out.established) {
       shared_.counters.handshakes_ok.fetch_add(1);
       watchdog_.cancel();  // re-arm for the idle deadline
+      peer_ = std::make_shared<SessionPeer>(weak_from_this());
+      shared_.relay->Connected(peer_, *protocol_.peer_static());
     }
+    for (v1::Frame& f : out.requests) shared_.relay->Request(peer_, std::move(f));
     if (out.close) {
       if (!was_established) shared_.counters.handshakes_failed.fetch_add(1);
       BeginClose();
@@ -239,6 +274,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void BeginClose() {
     if (closing_) return;
     closing_ = true;
+    LeaveRelay();
     close_deadline_ = Clock::now() + std::chrono::milliseconds(shared_.limits.shutdown_grace_ms);
     wake_writer_.cancel();
     watchdog_.cancel();
@@ -249,6 +285,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     closing_ = true;
     closed_ = true;
+    LeaveRelay();
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -258,8 +295,14 @@ class Session : public std::enable_shared_from_this<Session> {
     Unregister();
   }
 
+  void LeaveRelay() {
+    if (peer_) shared_.relay->Disconnected(std::move(peer_));
+    peer_.reset();
+  }
+
   tcp::socket socket_;
   Shared& shared_;
+  std::shared_ptr<Peer> peer_;  // once established, until closing
   ConnectionProtocol protocol_;
   framing::LengthPrefixDecoder decoder_;
   asio::steady_timer watchdog_;
@@ -278,13 +321,46 @@ class Session : public std::enable_shared_from_this<Session> {
   std::list<std::weak_ptr<Session>>::iterator self_entry_;
 };
 
+void SessionPeer::Send(v1::Frame frame) {
+  auto session = session_.lock();
+  if (!session) return;
+  asio::post(session->executor(), [session, frame = std::move(frame)]() { session->SendFrame(frame); });
+}
+
+void SessionPeer::Disconnect(v1::ErrorCode reason) {
+  auto session = session_.lock();
+  if (!session) return;
+  asio::post(session->executor(), [session, reason]() { session->Goodbye(reason); });
+}
+
 }  // namespace
 
 struct Server::Impl {
-  Impl(const Config& c, const noise::KeyPair& key)
-      : config(c), acceptor(asio::make_strand(io)), signals(io) {
+  Impl(const Config& c, const noise::KeyPair& key, std::unique_ptr<ServerStore> store,
+       StoredState state)
+      : config(c),
+        acceptor(asio::make_strand(io)),
+        signals(io),
+        relay_strand(asio::make_strand(io)),
+        sweep_timer(relay_strand) {
     shared.limits = c.limits;
     shared.server_key = key.Clone();
+    const std::uint32_t epoch = store->boot_epoch();
+    storage = std::make_unique<StorageWorker>(std::move(store), c.storage.group_commit_max_batch);
+    relay = std::make_unique<Relay>(
+        [strand = relay_strand](std::function<void()> fn) { asio::post(strand, std::move(fn)); },
+        *storage, c, std::move(state), epoch,
+        []() { return static_cast<std::int64_t>(std::time(nullptr)); });
+    shared.relay = relay.get();
+  }
+
+  // Applies retention now and then every retention.sweep_interval_s.
+  void ScheduleSweep() {
+    relay->Sweep();
+    sweep_timer.expires_after(std::chrono::seconds(config.retention.sweep_interval_s));
+    sweep_timer.async_wait([this](boost::system::error_code ec) {
+      if (!ec) ScheduleSweep();
+    });
   }
 
   awaitable<void> AcceptLoop() {
@@ -338,6 +414,7 @@ struct Server::Impl {
         }
       }
       for (auto& s : live) s->Shutdown();
+      asio::post(relay_strand, [this]() { sweep_timer.cancel(); });
     });
     // Backstop: whatever still runs after the grace period is cut. On its own
     // thread so that a pending timer does not keep io.run() alive.
@@ -366,14 +443,19 @@ struct Server::Impl {
   asio::io_context io;
   tcp::acceptor acceptor;
   asio::signal_set signals;
+  asio::strand<asio::io_context::executor_type> relay_strand;
+  asio::steady_timer sweep_timer;
+  std::unique_ptr<StorageWorker> storage;  // after io: its completions post into io
+  std::unique_ptr<Relay> relay;
   std::mutex backstop_mu;
   std::condition_variable backstop_cv;
   bool run_finished = false;  // guarded by backstop_mu
   std::thread backstop;
 };
 
-Server::Server(const Config& config, const noise::KeyPair& server_key)
-    : impl_(std::make_unique<Impl>(config, server_key)) {}
+Server::Server(const Config& config, const noise::KeyPair& server_key,
+               std::unique_ptr<ServerStore> store, StoredState state)
+    : impl_(std::make_unique<Impl>(config, server_key, std::move(store), std::move(state))) {}
 
 Server::~Server() = default;
 
@@ -410,6 +492,7 @@ void Server::StopOnSignals() {
 void Server::Run() {
   Impl& impl = *impl_;
   asio::co_spawn(impl.acceptor.get_executor(), impl.AcceptLoop(), asio::detached);
+  asio::post(impl.relay_strand, [&impl]() { impl.ScheduleSweep(); });
   std::vector<std::thread> threads;
   for (std::uint32_t i = 1; i < impl.config.threads; ++i) {
     threads.emplace_back([&impl]() { impl.io.run(); });
@@ -417,6 +500,9 @@ void Server::Run() {
   impl.io.run();
   for (auto& t : threads) t.join();
   impl.FinishBackstop();
+  // Everything accepted is already committed; this finishes the deletes and
+  // updates still queued.
+  impl.storage->Stop();
 }
 
 void Server::Stop() { impl_->Stop(); }

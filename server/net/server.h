@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "haven/noise/primitives.h"
+#include "store/server_store.h"
 
 namespace haven::server {
 
@@ -23,8 +24,10 @@ struct ServerStats {
 
 class Server {
  public:
-  // Copies the key pair; `config` must have passed ValidateConfig.
-  Server(const Config& config, const noise::KeyPair& server_key);
+  // Copies the key pair; `config` must have passed ValidateConfig. `store`
+  // moves to the storage thread; `state` is what it held at start.
+  Server(const Config& config, const noise::KeyPair& server_key,
+         std::unique_ptr<ServerStore> store, StoredState state);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -1,16 +1,128 @@
-// havend's SQLCipher database: opened with the deployment's raw key and
-// migrated to the current schema. Later layers (conversations, queue) add
-// migrations here; the list only ever grows.
+// havend's SQLCipher database: the schema of design.md section 5 and nothing
+// more, its migrations, and the statements the relay needs.
+//
+// Only these columns exist (a test checks the exact set):
+//   deployment(id, created_day, boot_epoch)
+//   counsellors(id, device_key, role)
+//   invitations(code_hash, role, expires_at)
+//   conversations(id, state, survivor_key, counsellor_id, language, priority,
+//                 queue_position, sealed_intake, closed_day)
+//   envelopes(conversation_id, seq, recipient, ciphertext, expires_day)
+// Times are day numbers (days since 1970-01-01) except an invitation's
+// expiry, which is in seconds; nothing records when a message was sent.
+//
+// Thread-safety: a ServerStore belongs to one thread (the storage worker).
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "haven/noise/primitives.h"
 #include "haven/sqlcipher/database.h"
 
 namespace haven::server {
 
-Result<std::unique_ptr<sqlcipher::Database>> OpenServerStore(const std::string& path,
-                                                             ByteView raw_key);
+using ConversationId = std::array<std::uint8_t, 16>;
+using CounsellorId = std::array<std::uint8_t, 16>;
+
+// Who an envelope is for. Values are stored: never renumber.
+enum class Side : std::uint8_t { kSurvivor = 1, kCounsellor = 2 };
+
+struct CounsellorRecord {
+  CounsellorId id{};
+  noise::PublicKey device_key{};
+  int role = 0;  // haven.v1.Role
+};
+
+struct ConversationRecord {
+  ConversationId id{};
+  int state = 0;  // haven.v1.ConversationState
+  noise::PublicKey survivor_key{};
+  std::optional<CounsellorId> counsellor_id;
+  std::string language;
+  std::uint32_t priority = 0;
+  std::uint64_t queue_position = 0;
+  Bytes sealed_intake;
+  std::optional<std::int64_t> closed_day;
+};
+
+struct EnvelopeRecord {
+  ConversationId conversation_id{};
+  std::uint64_t seq = 0;
+  Side recipient = Side::kCounsellor;
+  Bytes ciphertext;
+  std::int64_t expires_day = 0;
+};
+
+struct StoredState {
+  std::vector<CounsellorRecord> counsellors;
+  std::vector<ConversationRecord> conversations;
+  std::vector<EnvelopeRecord> envelopes;  // ordered by conversation, then seq
+};
+
+struct RetentionResult {
+  std::int64_t conversations_purged = 0;
+  std::int64_t envelopes_expired = 0;
+  std::int64_t invitations_expired = 0;
+};
+
+struct RowCounts {
+  std::int64_t counsellors = 0;
+  std::int64_t invitations = 0;
+  std::int64_t conversations_open = 0;
+  std::int64_t conversations_closed = 0;
+  std::int64_t envelopes = 0;
+};
+
+struct RetentionPolicy {
+  std::int64_t closed_conversation_days = 30;
+};
+
+inline std::int64_t DayNumber(std::int64_t unix_seconds) { return unix_seconds / 86400; }
+
+class ServerStore {
+ public:
+  // Opens and migrates. When `start_boot` is set the boot epoch is advanced
+  // (havend does this once per start; tools that only read do not).
+  static Result<std::unique_ptr<ServerStore>> Open(const std::string& path, ByteView raw_key,
+                                                   bool start_boot);
+
+  // Envelope sequence numbers are (boot_epoch << 32) | counter, so a number
+  // handed out before a crash is never handed out again after it.
+  std::uint32_t boot_epoch() const { return boot_epoch_; }
+
+  Result<StoredState> Load();
+
+  Status InsertConversation(const ConversationRecord& c);
+  Status UpdateConversation(const ConversationId& id, int state,
+                            const std::optional<CounsellorId>& counsellor,
+                            std::optional<std::int64_t> closed_day);
+  Status InsertEnvelope(const EnvelopeRecord& e);
+  Status DeleteEnvelope(const ConversationId& id, std::uint64_t seq);
+  // Deletes every envelope queued for the survivor of a conversation.
+  Status DeleteEnvelopesFor(const ConversationId& id, Side recipient);
+
+  Status CreateInvitation(ByteView code_hash, int role, std::int64_t expires_at);
+  // Consumes a valid invitation and registers `device_key` as a counsellor
+  // with a fresh id. nullopt if no unexpired invitation has that hash.
+  Result<std::optional<CounsellorRecord>> RedeemInvitation(ByteView code_hash,
+                                                           const noise::PublicKey& device_key,
+                                                           std::int64_t now_seconds);
+
+  Result<RetentionResult> ApplyRetention(std::int64_t now_seconds, const RetentionPolicy& policy);
+  Result<RowCounts> Counts();
+
+  sqlcipher::Database& db() { return *db_; }
+
+ private:
+  explicit ServerStore(std::unique_ptr<sqlcipher::Database> db) : db_(std::move(db)) {}
+
+  std::unique_ptr<sqlcipher::Database> db_;
+  std::uint32_t boot_epoch_ = 0;
+};
 
 }  // namespace haven::server

@@ -63,7 +63,7 @@ class TransportTest : public ::testing::Test {
 };
 
 TEST_F(TransportTest, HandshakeThenPingPong) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   for (int i = 0; i < 20; ++i) ExpectPingWorks(*healthy_, "ping-" + std::to_string(i));
   // Request ids are echoed.
   v1::Frame request;
@@ -74,7 +74,7 @@ TEST_F(TransportTest, HandshakeThenPingPong) {
 }
 
 TEST_F(TransportTest, WrongPinnedKeyFailsWithAClearError) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   ConnectOptions o = OptionsFor(*server_);
   o.server_key = noise::KeyPair::Generate().public_key;
   auto c = Connection::Connect(o);
@@ -86,7 +86,7 @@ TEST_F(TransportTest, WrongPinnedKeyFailsWithAClearError) {
 }
 
 TEST_F(TransportTest, OversizeLengthClosesThatConnectionOnly) {
-  StartServer("[limits]\nmax_frame_bytes = 4096\n");
+  ASSERT_NO_FATAL_FAILURE(StartServer("[limits]\nmax_frame_bytes = 4096\n[relay]\nmax_envelope_bytes = 1024\n"));
   RawSocket raw(server_->port());
   ASSERT_TRUE(raw.connected());
   ASSERT_TRUE(raw.Send({0x10, 0x01}));  // 4097 > 4096
@@ -97,7 +97,7 @@ TEST_F(TransportTest, OversizeLengthClosesThatConnectionOnly) {
 }
 
 TEST_F(TransportTest, OversizeLengthAfterHandshakeClosesThatConnectionOnly) {
-  StartServer("[limits]\nmax_frame_bytes = 4096\n");
+  ASSERT_NO_FATAL_FAILURE(StartServer("[limits]\nmax_frame_bytes = 4096\n[relay]\nmax_envelope_bytes = 1024\n"));
   auto victim = MustConnect(*server_);
   ASSERT_NE(victim, nullptr);
   ASSERT_TRUE(victim->SendRawBytes(Bytes{0xff, 0xff, 0x00}).ok());
@@ -107,7 +107,7 @@ TEST_F(TransportTest, OversizeLengthAfterHandshakeClosesThatConnectionOnly) {
 }
 
 TEST_F(TransportTest, ZeroLengthFrameClosesThatConnection) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   RawSocket raw(server_->port());
   ASSERT_TRUE(raw.Send({0x00, 0x00}));
   EXPECT_TRUE(raw.WaitClosed(2s).has_value());
@@ -115,7 +115,7 @@ TEST_F(TransportTest, ZeroLengthFrameClosesThatConnection) {
 }
 
 TEST_F(TransportTest, TruncatedHandshakeIsClosedAtTheDeadline) {
-  StartServer("[limits]\nhandshake_timeout_ms = 400\n");
+  ASSERT_NO_FATAL_FAILURE(StartServer("[limits]\nhandshake_timeout_ms = 400\n"));
   RawSocket raw(server_->port());
   std::vector<std::uint8_t> partial = {0x00, 0x30};  // announces 48 bytes
   partial.resize(2 + 10, 0x42);                         // sends 10
@@ -128,7 +128,7 @@ TEST_F(TransportTest, TruncatedHandshakeIsClosedAtTheDeadline) {
 }
 
 TEST_F(TransportTest, SilentClientIsClosedAtTheHandshakeDeadline) {
-  StartServer("[limits]\nhandshake_timeout_ms = 400\n");
+  ASSERT_NO_FATAL_FAILURE(StartServer("[limits]\nhandshake_timeout_ms = 400\n"));
   RawSocket silent(server_->port());
   ASSERT_TRUE(silent.connected());
   auto closed = silent.WaitClosed(3s);
@@ -138,7 +138,7 @@ TEST_F(TransportTest, SilentClientIsClosedAtTheHandshakeDeadline) {
 }
 
 TEST_F(TransportTest, GarbageHandshakeIsClosedWithoutAReply) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   RawSocket raw(server_->port());
   std::vector<std::uint8_t> junk = {0x00, 0x30};
   std::mt19937 rng(7);
@@ -151,7 +151,7 @@ TEST_F(TransportTest, GarbageHandshakeIsClosedWithoutAReply) {
 }
 
 TEST_F(TransportTest, GarbageAfterHandshakeClosesThatConnectionOnly) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   auto victim = MustConnect(*server_);
   ASSERT_NE(victim, nullptr);
   Bytes garbage = {0x00, 0x40};
@@ -164,7 +164,7 @@ TEST_F(TransportTest, GarbageAfterHandshakeClosesThatConnectionOnly) {
 }
 
 TEST_F(TransportTest, MalformedFrameGetsAStructuredErrorAndTheConnectionSurvives) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   // Authenticated, but not a protobuf Frame (an invalid wire type).
   ASSERT_TRUE(healthy_->SendRawPlaintext(Bytes{0xff, 0xff, 0xff}).ok());
   auto reply = healthy_->Receive(3s);
@@ -174,7 +174,7 @@ TEST_F(TransportTest, MalformedFrameGetsAStructuredErrorAndTheConnectionSurvives
 }
 
 TEST_F(TransportTest, UnknownAndMisdirectedFramesGetStableErrorCodes) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   v1::Frame empty;  // no kind at all
   EXPECT_EQ(ErrorOf(healthy_->Call(empty, 3s)), v1::ERROR_CODE_UNKNOWN_REQUEST);
 
@@ -200,7 +200,7 @@ TEST_F(TransportTest, UnknownAndMisdirectedFramesGetStableErrorCodes) {
 }
 
 TEST_F(TransportTest, IdleClientIsPingedThenClosed) {
-  StartServer("[limits]\nping_interval_s = 1\nidle_timeout_s = 2\n");
+  ASSERT_NO_FATAL_FAILURE(StartServer("[limits]\nping_interval_s = 1\nidle_timeout_s = 2\n"));
   auto idle = MustConnect(*server_);
   ASSERT_NE(idle, nullptr);
   idle->set_auto_pong(false);
@@ -212,7 +212,7 @@ TEST_F(TransportTest, IdleClientIsPingedThenClosed) {
 }
 
 TEST_F(TransportTest, ClientAnsweringPingsStaysConnected) {
-  StartServer("[limits]\nping_interval_s = 1\nidle_timeout_s = 2\n");
+  ASSERT_NO_FATAL_FAILURE(StartServer("[limits]\nping_interval_s = 1\nidle_timeout_s = 2\n"));
   auto alive = MustConnect(*server_);
   ASSERT_NE(alive, nullptr);
   // Receive() answers pings; nothing else should arrive in 3.5 s.
@@ -222,7 +222,7 @@ TEST_F(TransportTest, ClientAnsweringPingsStaysConnected) {
 }
 
 TEST_F(TransportTest, ConnectionsBeyondTheLimitAreClosedAtOnce) {
-  StartServer("[limits]\nmax_connections = 2\n");
+  ASSERT_NO_FATAL_FAILURE(StartServer("[limits]\nmax_connections = 2\n"));
   auto second = MustConnect(*server_);
   ASSERT_NE(second, nullptr);
   RawSocket third(server_->port());
@@ -241,7 +241,7 @@ TEST_F(TransportTest, ConnectionsBeyondTheLimitAreClosedAtOnce) {
 TEST_F(TransportTest, PipelinedRequestsAreAllAnswered) {
   // Many requests in one TCP segment must not trip the send-queue bound: the
   // server stops reading while its queue is full instead.
-  StartServer("[limits]\nsend_queue_frames = 8\n");
+  ASSERT_NO_FATAL_FAILURE(StartServer("[limits]\nsend_queue_frames = 8\n[relay]\ndelivery_window = 4\n"));
   constexpr int kCount = 2000;
   v1::Frame ping;
   for (int i = 0; i < kCount; ++i) {
@@ -258,9 +258,9 @@ TEST_F(TransportTest, PipelinedRequestsAreAllAnswered) {
 }
 
 TEST_F(TransportTest, ClientThatNeverReadsIsThrottledThenDisconnected) {
-  StartServer(
+  ASSERT_NO_FATAL_FAILURE(StartServer(
       "[limits]\nsend_queue_frames = 8\nping_interval_s = 1\nidle_timeout_s = 2\n"
-      "shutdown_grace_ms = 500\n");
+      "shutdown_grace_ms = 500\n[relay]\ndelivery_window = 4\n"));
   auto flooder = MustConnect(*server_);
   ASSERT_NE(flooder, nullptr);
   // Pipeline pings without reading a single pong. Once socket buffers are
@@ -284,7 +284,7 @@ TEST_F(TransportTest, ClientThatNeverReadsIsThrottledThenDisconnected) {
 }
 
 TEST_F(TransportTest, ShutdownSaysGoodbyeAndExitsCleanly) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   const int code = [&] {
     std::thread stopper([&] {
       std::this_thread::sleep_for(100ms);
@@ -306,7 +306,7 @@ TEST_F(TransportTest, ShutdownSaysGoodbyeAndExitsCleanly) {
 }
 
 TEST_F(TransportTest, ManyClientsAtOnce) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   std::vector<std::unique_ptr<Connection>> clients;
   for (int i = 0; i < 50; ++i) {
     clients.push_back(MustConnect(*server_));

@@ -19,7 +19,7 @@ struct Spawned {
   int fd = -1;
 };
 
-Spawned Spawn(const std::vector<std::string>& args) {
+Spawned Spawn(const std::vector<std::string>& args, const std::string& binary = HAVEN_HAVEND_PATH) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return {};
   const pid_t pid = ::fork();
@@ -27,7 +27,7 @@ Spawned Spawn(const std::vector<std::string>& args) {
     ::dup2(fds[1], STDOUT_FILENO);
     ::dup2(fds[1], STDERR_FILENO);
     std::vector<char*> argv;
-    std::string bin = HAVEN_HAVEND_PATH;
+    std::string bin = binary;
     argv.push_back(bin.data());
     std::vector<std::string> copy = args;
     for (auto& a : copy) argv.push_back(a.data());
@@ -66,37 +66,78 @@ std::unique_ptr<HavendProcess> HavendProcess::Start(const std::string& extra_tom
   std::unique_ptr<HavendProcess> p(new HavendProcess());
   p->dir_ = MakeTempDir("havend");
   p->data_dir_ = p->dir_ / "data";
-  const auto config = p->dir_ / "havend.toml";
-  std::ofstream(config) << extra_toml;
-  Spawned s = Spawn({"--config", config.string(), "--data-dir", p->data_dir_.string(), "--init",
-                     "--port", "0"});
-  p->pid_ = s.pid;
-  p->output_fd_ = s.fd;
+  p->config_ = p->dir_ / "havend.toml";
+  std::ofstream(p->config_) << extra_toml;
+  if (!p->Launch({"--config", p->config_.string(), "--data-dir", p->data_dir_.string(), "--init",
+                  "--port", "0"})) {
+    return nullptr;
+  }
+  return p;
+}
+
+bool HavendProcess::Launch(const std::vector<std::string>& args) {
+  if (output_fd_ >= 0) ::close(output_fd_);
+  output_.clear();
+  Spawned s = Spawn(args);
+  pid_ = s.pid;
+  output_fd_ = s.fd;
   const std::regex listening(R"(listening on 127\.0\.0\.1:(\d+))");
   const std::regex key(R"(server public key ([0-9a-f]{64}))");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   std::smatch m_port, m_key;
   while (std::chrono::steady_clock::now() < deadline) {
-    p->Drain(100);
-    if (std::regex_search(p->output_, m_port, listening) &&
-        std::regex_search(p->output_, m_key, key)) {
-      p->port_ = static_cast<std::uint16_t>(std::stoi(m_port[1]));
-      DecodeHexInto(m_key[1].str(), p->server_key_);
-      return p;
+    Drain(50);
+    if (std::regex_search(output_, m_port, listening) && std::regex_search(output_, m_key, key)) {
+      port_ = static_cast<std::uint16_t>(std::stoi(m_port[1]));
+      DecodeHexInto(m_key[1].str(), server_key_);
+      return true;
     }
     int status = 0;
-    if (::waitpid(p->pid_, &status, WNOHANG) == p->pid_) {
-      p->pid_ = -1;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
       break;
     }
   }
-  ADD_FAILURE() << "havend did not start; output:\n" << p->output_;
-  return nullptr;
+  ADD_FAILURE() << "havend did not start; output:\n" << output_;
+  return false;
+}
+
+void HavendProcess::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+bool HavendProcess::Restart() {
+  if (pid_ > 0) Terminate();
+  // The port was free a moment ago; SO_REUSEADDR lets havend take it back.
+  return Launch({"--config", config_.string(), "--data-dir", data_dir_.string(), "--port",
+                 std::to_string(port_)});
+}
+
+HavendRun HavendProcess::Admin(const std::vector<std::string>& args) {
+  std::vector<std::string> full = args;
+  full.push_back("--data-dir");
+  full.push_back(data_dir_.string());
+  return RunToExit(full, std::chrono::seconds(10), HAVEN_ADMIN_PATH);
+}
+
+std::string HavendProcess::Enrol(const std::string& role) {
+  HavendRun run = Admin({"enrol", "--role", role});
+  std::smatch m;
+  const std::regex code(R"(([0-9A-Z]{4}(-[0-9A-Z]{4}){7}))");
+  if (run.exit_code != 0 || !std::regex_search(run.output, m, code)) {
+    ADD_FAILURE() << "haven-admin enrol failed: " << run.output;
+    return "";
+  }
+  return m[1].str();
 }
 
 HavendRun HavendProcess::RunToExit(const std::vector<std::string>& args,
-                                   std::chrono::milliseconds timeout) {
-  Spawned s = Spawn(args);
+                                   std::chrono::milliseconds timeout, const std::string& binary) {
+  Spawned s = Spawn(args, binary);
   HavendRun run;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   int status = 0;

@@ -28,7 +28,8 @@ class HavendProcess {
 
   // Runs havend to completion with `args` (for startup-failure tests).
   static HavendRun RunToExit(const std::vector<std::string>& args,
-                             std::chrono::milliseconds timeout = std::chrono::seconds(10));
+                             std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                             const std::string& binary = HAVEN_HAVEND_PATH);
 
   ~HavendProcess();
 
@@ -43,9 +44,25 @@ class HavendProcess {
   // Output captured so far (stdout and stderr).
   std::string Output();
 
+  // SIGKILL, as a crash would: no shutdown, no flush.
+  void Kill();
+  // Starts havend again on the same data directory, configuration and port.
+  // Returns false (and records a failure) if it does not come up.
+  bool Restart();
+
+  // Runs haven-admin with --data-dir set to this server's data directory.
+  HavendRun Admin(const std::vector<std::string>& args);
+  // `haven-admin enrol`; returns the invitation code ("" on failure).
+  std::string Enrol(const std::string& role = "counsellor");
+  // The database key, read from the key file (for tests that inspect the
+  // database beside the running server).
+  std::string DatabasePath() const { return (data_dir_ / "haven.db").string(); }
+  std::string DatabaseKeyPath() const { return (data_dir_ / "db.key").string(); }
+
  private:
   HavendProcess() = default;
   void Drain(int timeout_ms);
+  bool Launch(const std::vector<std::string>& args);
 
   pid_t pid_ = -1;
   int output_fd_ = -1;
@@ -54,6 +71,7 @@ class HavendProcess {
   noise::PublicKey server_key_{};
   std::filesystem::path dir_;
   std::filesystem::path data_dir_;
+  std::filesystem::path config_;
 };
 
 std::filesystem::path MakeTempDir(const std::string& tag);

@@ -32,6 +32,19 @@ TEST(Config, ShippedFileParsesToTheBuiltInDefaults) {
   EXPECT_EQ(c->limits.ping_interval_s, d.limits.ping_interval_s);
   EXPECT_EQ(c->limits.idle_timeout_s, d.limits.idle_timeout_s);
   EXPECT_EQ(c->limits.shutdown_grace_ms, d.limits.shutdown_grace_ms);
+  EXPECT_EQ(c->relay.max_envelope_bytes, d.relay.max_envelope_bytes);
+  EXPECT_EQ(c->relay.max_queued_envelopes, d.relay.max_queued_envelopes);
+  EXPECT_EQ(c->relay.max_open_conversations_per_survivor,
+            d.relay.max_open_conversations_per_survivor);
+  EXPECT_EQ(c->relay.delivery_window, d.relay.delivery_window);
+  EXPECT_EQ(c->relay.survivor_requests_per_second, d.relay.survivor_requests_per_second);
+  EXPECT_EQ(c->relay.survivor_request_burst, d.relay.survivor_request_burst);
+  EXPECT_EQ(c->relay.conversations_opened_per_minute, d.relay.conversations_opened_per_minute);
+  EXPECT_EQ(c->relay.invitation_attempts_per_minute, d.relay.invitation_attempts_per_minute);
+  EXPECT_EQ(c->retention.envelope_ttl_days, d.retention.envelope_ttl_days);
+  EXPECT_EQ(c->retention.closed_conversation_days, d.retention.closed_conversation_days);
+  EXPECT_EQ(c->retention.sweep_interval_s, d.retention.sweep_interval_s);
+  EXPECT_EQ(c->storage.group_commit_max_batch, d.storage.group_commit_max_batch);
 }
 
 TEST(Config, EmptyFileGivesDefaults) {
@@ -57,6 +70,8 @@ TEST(Config, BadInputNamesTheFileTheKeyAndTheFix) {
       {"[server]\nthreads = 0\n", "server.threads"},
       {"[files]\nserver_key = \"\"\n", "files.server_key: must not be empty"},
       {"[limits\n", "test.toml:1"},
+      {"[relay]\ndelivery_window = 300\n", "smaller than limits.send_queue_frames"},
+      {"[retention]\nenvelope_ttl_days = 0\n", "retention.envelope_ttl_days"},
   };
   for (const BadCase& bad : cases) {
     auto c = ParseConfig(bad.toml, "test.toml");

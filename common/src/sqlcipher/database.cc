@@ -143,6 +143,24 @@ Status Database::Rekey(ByteView new_raw_key) {
   return Status::Ok();
 }
 
+std::int64_t Database::changes() const { return sqlite3_changes(db_); }
+
+Transaction::Transaction(Database& db) : db_(db) {
+  status_ = db_.Exec("BEGIN IMMEDIATE");
+  open_ = status_.ok();
+}
+
+Transaction::~Transaction() {
+  if (open_) (void)db_.Exec("ROLLBACK");
+}
+
+Status Transaction::Commit() {
+  if (!open_) return status_.ok() ? Status::FailedPrecondition("transaction already ended") : status_;
+  Status st = db_.Exec("COMMIT");
+  if (st.ok()) open_ = false;  // on failure the destructor rolls back
+  return st;
+}
+
 Statement::Statement(Statement&& other) noexcept
     : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)) {}
 
@@ -200,6 +218,10 @@ Bytes Statement::ColumnBlob(int index) const {
   const int n = sqlite3_column_bytes(stmt_, index);
   if (p == nullptr || n <= 0) return {};
   return Bytes(p, p + n);
+}
+
+bool Statement::ColumnIsNull(int index) const {
+  return sqlite3_column_type(stmt_, index) == SQLITE_NULL;
 }
 
 std::string Statement::ColumnText(int index) const {

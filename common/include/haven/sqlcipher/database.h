@@ -50,6 +50,8 @@ class Database {
   Status Rekey(ByteView new_raw_key);
 
   const std::string& path() const { return path_; }
+  // Rows changed by the last INSERT, UPDATE or DELETE.
+  std::int64_t changes() const;
 
  private:
   Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
@@ -58,6 +60,24 @@ class Database {
   sqlite3* db_;
   std::string path_;
   friend class Statement;
+};
+
+// RAII transaction: BEGIN IMMEDIATE on construction (check status()),
+// ROLLBACK on destruction unless Commit() succeeded.
+class Transaction {
+ public:
+  explicit Transaction(Database& db);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  const Status& status() const { return status_; }
+  Status Commit();
+
+ private:
+  Database& db_;
+  Status status_;
+  bool open_ = false;
 };
 
 // A prepared statement; parameters are 1-based as in SQLite.
@@ -77,6 +97,7 @@ class Statement {
   std::int64_t ColumnInt(int index) const;
   Bytes ColumnBlob(int index) const;
   std::string ColumnText(int index) const;
+  bool ColumnIsNull(int index) const;
 
  private:
   friend class Database;

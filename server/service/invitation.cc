@@ -1,0 +1,45 @@
+#include "service/invitation.h"
+
+#include <sodium.h>
+
+#include "haven/common/secure_memory.h"
+
+namespace haven::server {
+namespace {
+
+constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";  // Crockford base32
+constexpr std::size_t kCodeChars = 32;                            // 160 bits
+constexpr std::string_view kDomain = "haven/1 invitation";
+
+}  // namespace
+
+std::string NewInvitationCode() {
+  (void)EnsureSodium();
+  std::string code;
+  for (std::size_t i = 0; i < kCodeChars; ++i) {
+    if (i > 0 && i % 4 == 0) code.push_back('-');
+    code.push_back(kAlphabet[randombytes_uniform(32)]);
+  }
+  return code;
+}
+
+std::optional<InvitationHash> HashInvitationCode(std::string_view code) {
+  std::string normal;
+  for (char c : code) {
+    if (c == '-' || c == ' ') continue;
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c == 'O') c = '0';
+    if (c == 'I' || c == 'L') c = '1';
+    if (std::string_view(kAlphabet).find(c) == std::string_view::npos) return std::nullopt;
+    normal.push_back(c);
+    if (normal.size() > kCodeChars) return std::nullopt;
+  }
+  if (normal.size() != kCodeChars) return std::nullopt;
+  InvitationHash hash{};
+  crypto_generichash(hash.data(), hash.size(), reinterpret_cast<const unsigned char*>(normal.data()),
+                     normal.size(), reinterpret_cast<const unsigned char*>(kDomain.data()),
+                     kDomain.size());
+  return hash;
+}
+
+}  // namespace haven::server

@@ -1,0 +1,803 @@
+#include "service/relay.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <vector>
+
+#include "log.h"
+#include "service/invitation.h"
+
+namespace haven::server {
+namespace {
+
+using v1::ConversationState;
+using v1::ErrorCode;
+
+constexpr std::size_t kMaxLanguageTag = 35;
+constexpr std::uint32_t kMaxPriority = 9;
+constexpr std::size_t kMaxInvitationCode = 64;
+
+bool IsClosed(int state) {
+  return state == v1::CONVERSATION_STATE_CLOSED_BY_SURVIVOR ||
+         state == v1::CONVERSATION_STATE_CLOSED_BY_COUNSELLOR ||
+         state == v1::CONVERSATION_STATE_SURVIVOR_LEFT_QUICKLY;
+}
+
+bool IsClaimed(int state) {
+  return state == v1::CONVERSATION_STATE_ACTIVE ||
+         state == v1::CONVERSATION_STATE_CONNECTION_LOST;
+}
+
+bool ValidLanguageTag(const std::string& tag) {
+  if (tag.size() > kMaxLanguageTag) return false;
+  return std::all_of(tag.begin(), tag.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+std::optional<ConversationId> ParseId(const std::string& bytes) {
+  ConversationId id{};
+  if (bytes.size() != id.size()) return std::nullopt;
+  std::memcpy(id.data(), bytes.data(), id.size());
+  return id;
+}
+
+std::string IdBytes(const ConversationId& id) {
+  return std::string(reinterpret_cast<const char*>(id.data()), id.size());
+}
+
+v1::Frame ErrorFrame(std::uint64_t request_id, ErrorCode code, std::string_view message) {
+  v1::Frame f;
+  f.set_request_id(request_id);
+  f.mutable_response()->mutable_error()->set_code(code);
+  f.mutable_response()->mutable_error()->set_message(std::string(message));
+  return f;
+}
+
+}  // namespace
+
+struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
+  struct Envelope {
+    std::uint64_t seq = 0;
+    Bytes ciphertext;
+    std::int64_t expires_day = 0;
+    std::weak_ptr<Peer> sender;
+    std::uint64_t sender_request_id = 0;
+    bool accepted_sent = false;  // the sender has its EnvelopeAccepted
+    bool durable = false;        // committed to the database
+    bool delivered = false;      // pushed on the recipient's current connection
+    StorageWorker::Ticket ticket;
+  };
+
+  struct Conversation {
+    ConversationRecord rec;
+    bool persisted = false;  // the row is committed
+    std::uint32_t next_counter = 1;
+    std::deque<Envelope> to_survivor;
+    std::deque<Envelope> to_counsellor;
+    std::deque<Envelope>& outbox(Side side) {
+      return side == Side::kSurvivor ? to_survivor : to_counsellor;
+    }
+  };
+
+  struct PeerState {
+    std::shared_ptr<Peer> peer;
+    noise::PublicKey key{};
+    v1::Role role = v1::ROLE_SURVIVOR;
+    std::optional<CounsellorId> counsellor_id;
+    TokenBucket requests;
+  };
+
+  Impl(Post p, StorageWorker& s, const Config& config, std::uint32_t epoch, NowSeconds n)
+      : post(std::move(p)),
+        storage(s),
+        limits(config.relay),
+        retention(config.retention),
+        boot_epoch(epoch),
+        now(std::move(n)),
+        opens(config.relay.conversations_opened_per_minute / 60.0,
+              std::max(1.0, config.relay.conversations_opened_per_minute / 6.0)),
+        invitations(config.relay.invitation_attempts_per_minute / 60.0,
+                    std::max(1.0, config.relay.invitation_attempts_per_minute / 2.0)) {}
+
+  // Runs `fn` on the relay's executor if the relay still exists then.
+  template <typename Fn>
+  void Later(Fn fn) {
+    post([weak = weak_from_this(), fn = std::move(fn)]() mutable {
+      if (auto self = weak.lock()) fn(*self);
+    });
+  }
+
+  void Load(StoredState state) {
+    for (const CounsellorRecord& c : state.counsellors) counsellors_by_key[c.device_key] = c;
+    for (ConversationRecord& rec : state.conversations) {
+      next_queue_position = std::max(next_queue_position, rec.queue_position + 1);
+      Conversation conv;
+      // Nobody is connected yet: a claimed conversation waits for its survivor.
+      if (rec.state == v1::CONVERSATION_STATE_ACTIVE) {
+        rec.state = v1::CONVERSATION_STATE_CONNECTION_LOST;
+      }
+      conv.rec = std::move(rec);
+      conv.persisted = true;
+      conversations.emplace(conv.rec.id, std::move(conv));
+    }
+    for (EnvelopeRecord& e : state.envelopes) {
+      auto it = conversations.find(e.conversation_id);
+      if (it == conversations.end()) continue;
+      Envelope env;
+      env.seq = e.seq;
+      env.ciphertext = std::move(e.ciphertext);
+      env.expires_day = e.expires_day;
+      env.durable = true;
+      env.accepted_sent = true;  // acknowledged to its sender before the restart, or never will be
+      it->second.outbox(e.recipient).push_back(std::move(env));
+    }
+  }
+
+  // --- Sending to peers -------------------------------------------------
+
+  static void Reply(PeerState& ps, std::uint64_t request_id, v1::Response response) {
+    v1::Frame f;
+    f.set_request_id(request_id);
+    *f.mutable_response() = std::move(response);
+    ps.peer->Send(std::move(f));
+  }
+
+  static void Fail(PeerState& ps, std::uint64_t request_id, ErrorCode code, std::string_view msg) {
+    ps.peer->Send(ErrorFrame(request_id, code, msg));
+  }
+
+  static void Done(PeerState& ps, std::uint64_t request_id) {
+    v1::Response r;
+    r.mutable_done();
+    Reply(ps, request_id, std::move(r));
+  }
+
+  static void SendEvent(const std::shared_ptr<Peer>& peer, v1::Event event) {
+    if (!peer) return;
+    v1::Frame f;
+    *f.mutable_event() = std::move(event);
+    peer->Send(std::move(f));
+  }
+
+  std::shared_ptr<Peer> SurvivorPeer(const Conversation& c) const {
+    auto it = survivors_online.find(c.rec.survivor_key);
+    return it == survivors_online.end() ? nullptr : it->second;
+  }
+
+  std::shared_ptr<Peer> CounsellorPeer(const Conversation& c) const {
+    if (!c.rec.counsellor_id) return nullptr;
+    auto it = counsellors_online.find(*c.rec.counsellor_id);
+    return it == counsellors_online.end() ? nullptr : it->second;
+  }
+
+  std::shared_ptr<Peer> RecipientPeer(const Conversation& c, Side side) const {
+    return side == Side::kSurvivor ? SurvivorPeer(c) : CounsellorPeer(c);
+  }
+
+  v1::ConversationSummary Summary(const Conversation& c) const {
+    v1::ConversationSummary s;
+    s.set_conversation_id(IdBytes(c.rec.id));
+    s.set_state(static_cast<ConversationState>(c.rec.state));
+    s.set_language(c.rec.language);
+    s.set_priority(c.rec.priority);
+    s.set_sealed_intake(std::string(c.rec.sealed_intake.begin(), c.rec.sealed_intake.end()));
+    s.set_queue_position(c.rec.queue_position);
+    s.set_survivor_online(SurvivorPeer(c) != nullptr);
+    return s;
+  }
+
+  void BroadcastQueue(v1::QueueChanged::Kind kind, const Conversation& c) {
+    for (auto& [id, peer] : counsellors_online) {
+      v1::Event e;
+      e.mutable_queue_changed()->set_kind(kind);
+      *e.mutable_queue_changed()->mutable_entry() = Summary(c);
+      SendEvent(peer, std::move(e));
+    }
+  }
+
+  void NotifyChanged(const std::shared_ptr<Peer>& peer, const Conversation& c) {
+    v1::Event e;
+    *e.mutable_conversation_changed()->mutable_conversation() = Summary(c);
+    SendEvent(peer, std::move(e));
+  }
+
+  // Pushes undelivered envelopes to the recipient, within the window.
+  void Pump(Conversation& c, Side side) {
+    auto peer = RecipientPeer(c, side);
+    if (!peer) return;
+    std::size_t in_flight = 0;
+    for (Envelope& e : c.outbox(side)) {
+      if (e.delivered) {
+        ++in_flight;
+        continue;
+      }
+      if (in_flight >= limits.delivery_window) break;
+      v1::Event ev;
+      v1::EnvelopeDelivery* d = ev.mutable_envelope();
+      d->set_conversation_id(IdBytes(c.rec.id));
+      d->set_seq(e.seq);
+      d->set_ciphertext(std::string(e.ciphertext.begin(), e.ciphertext.end()));
+      SendEvent(peer, std::move(ev));
+      e.delivered = true;
+      ++in_flight;
+    }
+  }
+
+  static void ResetDelivery(std::deque<Envelope>& box) {
+    for (Envelope& e : box) e.delivered = false;
+  }
+
+  void SendAccepted(Envelope& e, const ConversationId& id) {
+    if (e.accepted_sent) return;
+    e.accepted_sent = true;
+    auto sender = e.sender.lock();
+    if (!sender) return;  // it resends after reconnecting; the recipient de-duplicates
+    v1::Frame f;
+    f.set_request_id(e.sender_request_id);
+    v1::EnvelopeAccepted* a = f.mutable_response()->mutable_envelope_accepted();
+    a->set_conversation_id(IdBytes(id));
+    a->set_seq(e.seq);
+    sender->Send(std::move(f));
+  }
+
+  // --- Connection lifecycle ---------------------------------------------
+
+  void OnConnected(std::shared_ptr<Peer> peer, const noise::PublicKey& key) {
+    PeerState ps{peer, key, v1::ROLE_SURVIVOR, std::nullopt,
+                 TokenBucket(limits.survivor_requests_per_second, limits.survivor_request_burst)};
+    if (auto it = counsellors_by_key.find(key); it != counsellors_by_key.end()) {
+      ps.role = static_cast<v1::Role>(it->second.role);
+      ps.counsellor_id = it->second.id;
+    }
+    auto [it, inserted] = peers.insert_or_assign(peer.get(), std::move(ps));
+    AttachIdentity(it->second);
+  }
+
+  // Makes `ps` the live connection for its identity and catches it up.
+  void AttachIdentity(PeerState& ps) {
+    if (ps.counsellor_id) {
+      auto& slot = counsellors_online[*ps.counsellor_id];
+      if (slot && slot != ps.peer) slot->Disconnect(v1::ERROR_CODE_SESSION_REPLACED);
+      slot = ps.peer;
+      for (auto& [id, c] : conversations) {
+        if (c.rec.counsellor_id != ps.counsellor_id) continue;
+        ResetDelivery(c.to_counsellor);
+        Pump(c, Side::kCounsellor);
+      }
+      return;
+    }
+    auto& slot = survivors_online[ps.key];
+    if (slot && slot != ps.peer) slot->Disconnect(v1::ERROR_CODE_SESSION_REPLACED);
+    slot = ps.peer;
+    for (auto& [id, c] : conversations) {
+      if (c.rec.survivor_key != ps.key || IsClosed(c.rec.state)) continue;
+      if (c.rec.state == v1::CONVERSATION_STATE_CONNECTION_LOST) {
+        c.rec.state = v1::CONVERSATION_STATE_ACTIVE;
+        NotifyChanged(CounsellorPeer(c), c);
+      } else if (c.rec.state == v1::CONVERSATION_STATE_QUEUED && c.persisted) {
+        BroadcastQueue(v1::QueueChanged::KIND_UPDATED, c);
+      }
+      ResetDelivery(c.to_survivor);
+      Pump(c, Side::kSurvivor);
+    }
+  }
+
+  void OnDisconnected(const std::shared_ptr<Peer>& peer) {
+    auto it = peers.find(peer.get());
+    if (it == peers.end()) return;
+    PeerState ps = std::move(it->second);
+    peers.erase(it);
+    if (ps.counsellor_id) {
+      auto slot = counsellors_online.find(*ps.counsellor_id);
+      if (slot != counsellors_online.end() && slot->second == peer) counsellors_online.erase(slot);
+      return;
+    }
+    auto slot = survivors_online.find(ps.key);
+    if (slot == survivors_online.end() || slot->second != peer) return;  // replaced already
+    survivors_online.erase(slot);
+    for (auto& [id, c] : conversations) {
+      if (c.rec.survivor_key != ps.key) continue;
+      if (c.rec.state == v1::CONVERSATION_STATE_ACTIVE) {
+        // Distinct from a close: the counsellor's UI says so.
+        c.rec.state = v1::CONVERSATION_STATE_CONNECTION_LOST;
+        NotifyChanged(CounsellorPeer(c), c);
+      } else if (c.rec.state == v1::CONVERSATION_STATE_QUEUED && c.persisted) {
+        BroadcastQueue(v1::QueueChanged::KIND_UPDATED, c);
+      }
+    }
+  }
+
+  // --- Requests ---------------------------------------------------------
+
+  void OnRequest(const std::shared_ptr<Peer>& peer, const v1::Frame& frame) {
+    auto it = peers.find(peer.get());
+    if (it == peers.end()) return;  // already disconnected
+    PeerState& ps = it->second;
+    const std::uint64_t rid = frame.request_id();
+    if (ps.role == v1::ROLE_SURVIVOR && !ps.requests.Take()) {
+      return Fail(ps, rid, v1::ERROR_CODE_RATE_LIMITED, "too many requests; slow down");
+    }
+    const v1::Request& r = frame.request();
+    switch (r.kind_case()) {
+      case v1::Request::kGetSession: return GetSession(ps, rid);
+      case v1::Request::kRedeemInvitation: return Redeem(ps, rid, r.redeem_invitation());
+      case v1::Request::kOpenConversation: return Open(ps, rid, r.open_conversation());
+      case v1::Request::kListQueue: return ListQueue(ps, rid);
+      case v1::Request::kClaimConversation: return Claim(ps, rid, r.claim_conversation());
+      case v1::Request::kSendEnvelope: return SendEnvelope(ps, rid, r.send_envelope());
+      case v1::Request::kAckEnvelopes: return Ack(ps, rid, r.ack_envelopes());
+      case v1::Request::kCloseConversation: return Close(ps, rid, r.close_conversation());
+      case v1::Request::kTyping: return Typing(ps, rid, r.typing());
+      default:
+        return Fail(ps, rid, v1::ERROR_CODE_UNKNOWN_REQUEST, "unknown request kind");
+    }
+  }
+
+  bool IsCounsellor(const PeerState& ps) const { return ps.counsellor_id.has_value(); }
+
+  // The conversation if `ps` is party to it; otherwise replies NOT_FOUND
+  // (the same answer whether it does not exist or is someone else's).
+  Conversation* Find(PeerState& ps, std::uint64_t rid, const std::string& raw_id) {
+    auto id = ParseId(raw_id);
+    if (id) {
+      auto it = conversations.find(*id);
+      if (it != conversations.end() && it->second.persisted) {
+        Conversation& c = it->second;
+        const bool mine = IsCounsellor(ps) ? c.rec.counsellor_id == ps.counsellor_id
+                                           : c.rec.survivor_key == ps.key;
+        if (mine) return &c;
+      }
+    }
+    Fail(ps, rid, v1::ERROR_CODE_NOT_FOUND, "no such conversation for this session");
+    return nullptr;
+  }
+
+  void GetSession(PeerState& ps, std::uint64_t rid) {
+    v1::Response r;
+    v1::SessionInfo* info = r.mutable_session();
+    info->set_role(ps.role);
+    for (auto& [id, c] : conversations) {
+      if (!c.persisted || IsClosed(c.rec.state)) continue;
+      const bool mine = IsCounsellor(ps) ? c.rec.counsellor_id == ps.counsellor_id
+                                         : c.rec.survivor_key == ps.key;
+      if (mine) *info->add_conversations() = Summary(c);
+    }
+    Reply(ps, rid, std::move(r));
+  }
+
+  std::size_t OpenConversationsOf(const noise::PublicKey& key) const {
+    std::size_t n = 0;
+    for (auto& [id, c] : conversations) {
+      if (c.rec.survivor_key == key && !IsClosed(c.rec.state)) ++n;
+    }
+    return n;
+  }
+
+  void Redeem(PeerState& ps, std::uint64_t rid, const v1::RedeemInvitation& req) {
+    if (IsCounsellor(ps) || OpenConversationsOf(ps.key) > 0) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED,
+                  "this device is already enrolled or in a conversation");
+    }
+    if (!invitations.Take()) {
+      return Fail(ps, rid, v1::ERROR_CODE_RATE_LIMITED, "too many invitation attempts; wait");
+    }
+    auto hash = req.code().size() <= kMaxInvitationCode ? HashInvitationCode(req.code())
+                                                        : std::nullopt;
+    if (!hash) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVITATION_INVALID,
+                  "invitation unknown, already used or expired");
+    }
+    auto result = std::make_shared<std::optional<CounsellorRecord>>();
+    Store(
+        [result, h = *hash, key = ps.key, t = now()](ServerStore& store) -> Status {
+          HAVEN_ASSIGN_OR_RETURN(*result, store.RedeemInvitation(h, key, t));
+          return Status::Ok();
+        },
+        [peer = ps.peer, rid, result](Impl& self, const Status& st) {
+          self.OnRedeemed(peer, rid, st, *result);
+        });
+  }
+
+  void OnRedeemed(const std::shared_ptr<Peer>& peer, std::uint64_t rid, const Status& st,
+                  const std::optional<CounsellorRecord>& record) {
+    auto it = peers.find(peer.get());
+    if (!st.ok()) {
+      if (it != peers.end()) {
+        Fail(it->second, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
+      }
+      return;
+    }
+    if (!record) {
+      if (it != peers.end()) {
+        Fail(it->second, rid, v1::ERROR_CODE_INVITATION_INVALID,
+             "invitation unknown, already used or expired");
+      }
+      return;
+    }
+    counsellors_by_key[record->device_key] = *record;
+    LogInfo("a counsellor device was enrolled");
+    if (it == peers.end()) return;  // it gets its role on the next connection
+    PeerState& ps = it->second;
+    auto slot = survivors_online.find(ps.key);
+    if (slot != survivors_online.end() && slot->second == peer) survivors_online.erase(slot);
+    ps.role = static_cast<v1::Role>(record->role);
+    ps.counsellor_id = record->id;
+    AttachIdentity(ps);
+    v1::Response r;
+    r.mutable_invitation_redeemed()->set_role(ps.role);
+    Reply(ps, rid, std::move(r));
+  }
+
+  void Open(PeerState& ps, std::uint64_t rid, const v1::OpenConversation& req) {
+    if (IsCounsellor(ps)) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "only survivors open conversations");
+    }
+    if (!ValidLanguageTag(req.language()) || req.priority() > kMaxPriority ||
+        req.sealed_intake().size() > limits.max_envelope_bytes) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
+                  "language must be a tag like en or pt-BR, priority 0..9, intake within "
+                  "relay.max_envelope_bytes");
+    }
+    if (OpenConversationsOf(ps.key) >= limits.max_open_conversations_per_survivor) {
+      return Fail(ps, rid, v1::ERROR_CODE_LIMIT_REACHED,
+                  "this session has as many open conversations as allowed");
+    }
+    if (!opens.Take()) {
+      return Fail(ps, rid, v1::ERROR_CODE_RATE_LIMITED, "the helpline is very busy; retry soon");
+    }
+    Conversation c;
+    randombytes_buf(c.rec.id.data(), c.rec.id.size());
+    c.rec.state = v1::CONVERSATION_STATE_QUEUED;
+    c.rec.survivor_key = ps.key;
+    c.rec.language = req.language();
+    c.rec.priority = req.priority();
+    c.rec.queue_position = next_queue_position++;
+    c.rec.sealed_intake.assign(req.sealed_intake().begin(), req.sealed_intake().end());
+    const ConversationRecord rec = c.rec;
+    conversations.emplace(rec.id, std::move(c));
+    Store([rec](ServerStore& s) { return s.InsertConversation(rec); },
+          [peer = ps.peer, rid, id = rec.id](Impl& self, const Status& st) {
+            self.OnOpened(peer, rid, id, st);
+          });
+  }
+
+  void OnOpened(const std::shared_ptr<Peer>& peer, std::uint64_t rid, const ConversationId& id,
+                const Status& st) {
+    auto cit = conversations.find(id);
+    if (cit == conversations.end()) return;
+    Conversation& c = cit->second;
+    auto pit = peers.find(peer.get());
+    if (!st.ok()) {
+      conversations.erase(cit);
+      if (pit != peers.end()) {
+        Fail(pit->second, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
+      }
+      return;
+    }
+    c.persisted = true;
+    if (pit != peers.end()) {
+      v1::Response r;
+      *r.mutable_conversation_opened()->mutable_conversation() = Summary(c);
+      Reply(pit->second, rid, std::move(r));
+    }
+    if (c.rec.state == v1::CONVERSATION_STATE_QUEUED) {
+      BroadcastQueue(v1::QueueChanged::KIND_NEW, c);
+    }
+  }
+
+  void ListQueue(PeerState& ps, std::uint64_t rid) {
+    if (!IsCounsellor(ps)) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "only counsellors see the queue");
+    }
+    std::vector<const Conversation*> queued;
+    for (auto& [id, c] : conversations) {
+      if (c.persisted && c.rec.state == v1::CONVERSATION_STATE_QUEUED) queued.push_back(&c);
+    }
+    std::sort(queued.begin(), queued.end(), [](const Conversation* a, const Conversation* b) {
+      if (a->rec.priority != b->rec.priority) return a->rec.priority > b->rec.priority;
+      return a->rec.queue_position < b->rec.queue_position;
+    });
+    v1::Response r;
+    v1::QueueSnapshot* snapshot = r.mutable_queue();  // set even when empty
+    for (const Conversation* c : queued) *snapshot->add_entries() = Summary(*c);
+    Reply(ps, rid, std::move(r));
+  }
+
+  void Claim(PeerState& ps, std::uint64_t rid, const v1::ClaimConversation& req) {
+    if (!IsCounsellor(ps)) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "only counsellors claim");
+    }
+    auto id = ParseId(req.conversation_id());
+    auto it = id ? conversations.find(*id) : conversations.end();
+    if (it == conversations.end() || !it->second.persisted) {
+      return Fail(ps, rid, v1::ERROR_CODE_NOT_FOUND, "no such conversation in the queue");
+    }
+    Conversation& c = it->second;
+    if (c.rec.state != v1::CONVERSATION_STATE_QUEUED) {
+      // Exactly one claim wins: the relay runs one request at a time.
+      return IsClaimed(c.rec.state)
+                 ? Fail(ps, rid, v1::ERROR_CODE_ALREADY_CLAIMED, "another counsellor claimed it")
+                 : Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "it was withdrawn");
+    }
+    c.rec.state = SurvivorPeer(c) ? v1::CONVERSATION_STATE_ACTIVE
+                                  : v1::CONVERSATION_STATE_CONNECTION_LOST;
+    c.rec.counsellor_id = ps.counsellor_id;
+    const ConversationRecord rec = c.rec;
+    Store([rec](ServerStore& s) {
+            return s.UpdateConversation(rec.id, rec.state, rec.counsellor_id, std::nullopt);
+          },
+          [peer = ps.peer, rid, id = rec.id](Impl& self, const Status& st) {
+            self.OnClaimed(peer, rid, id, st);
+          });
+  }
+
+  void OnClaimed(const std::shared_ptr<Peer>& peer, std::uint64_t rid, const ConversationId& id,
+                 const Status& st) {
+    auto cit = conversations.find(id);
+    if (cit == conversations.end()) return;
+    Conversation& c = cit->second;
+    auto pit = peers.find(peer.get());
+    if (!st.ok()) {
+      c.rec.state = v1::CONVERSATION_STATE_QUEUED;
+      c.rec.counsellor_id.reset();
+      if (pit != peers.end()) {
+        Fail(pit->second, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
+      }
+      return;
+    }
+    if (pit != peers.end()) {
+      v1::Response r;
+      *r.mutable_conversation_claimed()->mutable_conversation() = Summary(c);
+      Reply(pit->second, rid, std::move(r));
+    }
+    NotifyChanged(SurvivorPeer(c), c);
+    BroadcastQueue(v1::QueueChanged::KIND_CLAIMED, c);
+    Pump(c, Side::kCounsellor);
+  }
+
+  void SendEnvelope(PeerState& ps, std::uint64_t rid, const v1::SendEnvelope& req) {
+    Conversation* c = Find(ps, rid, req.conversation_id());
+    if (!c) return;
+    if (!IsClaimed(c->rec.state)) {
+      return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE,
+                  "envelopes flow once a counsellor has claimed and until it is closed");
+    }
+    if (req.ciphertext().empty()) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT, "empty envelope");
+    }
+    if (req.ciphertext().size() > limits.max_envelope_bytes) {
+      return Fail(ps, rid, v1::ERROR_CODE_ENVELOPE_TOO_LARGE,
+                  "envelope larger than relay.max_envelope_bytes");
+    }
+    const Side to = IsCounsellor(ps) ? Side::kSurvivor : Side::kCounsellor;
+    std::deque<Envelope>& box = c->outbox(to);
+    if (box.size() >= limits.max_queued_envelopes) {
+      return Fail(ps, rid, v1::ERROR_CODE_LIMIT_REACHED,
+                  "the recipient has too many envelopes waiting; retry later");
+    }
+    if (c->next_counter == 0) {  // wrapped: 2^32 envelopes in one boot
+      return Fail(ps, rid, v1::ERROR_CODE_LIMIT_REACHED, "sequence space exhausted until restart");
+    }
+    Envelope e;
+    e.seq = (static_cast<std::uint64_t>(boot_epoch) << 32) | c->next_counter++;
+    e.ciphertext.assign(req.ciphertext().begin(), req.ciphertext().end());
+    e.expires_day = DayNumber(now()) + retention.envelope_ttl_days;
+    e.sender = ps.peer;
+    e.sender_request_id = rid;
+    EnvelopeRecord rec{c->rec.id, e.seq, to, e.ciphertext, e.expires_day};
+    const std::uint64_t seq = e.seq;
+    e.ticket = Store([rec = std::move(rec)](ServerStore& s) { return s.InsertEnvelope(rec); },
+                     [id = c->rec.id, to, seq](Impl& self, const Status& st) {
+                       self.OnEnvelopeStored(id, to, seq, st);
+                     });
+    box.push_back(std::move(e));
+    Pump(*c, to);
+  }
+
+  static std::deque<Envelope>::iterator FindEnvelope(std::deque<Envelope>& box,
+                                                     std::uint64_t seq) {
+    auto it = std::lower_bound(box.begin(), box.end(), seq,
+                               [](const Envelope& e, std::uint64_t s) { return e.seq < s; });
+    return it != box.end() && it->seq == seq ? it : box.end();
+  }
+
+  void OnEnvelopeStored(const ConversationId& id, Side to, std::uint64_t seq, const Status& st) {
+    if (st.code() == Status::Code::kCancelled) return;  // acknowledged before it was written
+    auto cit = conversations.find(id);
+    if (cit == conversations.end()) return;
+    std::deque<Envelope>& box = cit->second.outbox(to);
+    auto e = FindEnvelope(box, seq);
+    if (e == box.end()) return;  // acknowledged meanwhile; its delete follows the insert
+    if (st.ok()) {
+      e->durable = true;
+      SendAccepted(*e, id);
+      return;
+    }
+    LogWarning("an envelope could not be stored: " + std::string(CodeName(st.code())));
+    if (!e->accepted_sent) {
+      e->accepted_sent = true;
+      if (auto sender = e->sender.lock()) {
+        sender->Send(ErrorFrame(e->sender_request_id, v1::ERROR_CODE_STORAGE_UNAVAILABLE,
+                                "could not store the envelope; nothing was kept; resend it"));
+      }
+    }
+    box.erase(e);
+  }
+
+  void Ack(PeerState& ps, std::uint64_t rid, const v1::AckEnvelopes& req) {
+    Conversation* c = Find(ps, rid, req.conversation_id());
+    if (!c) return;
+    const Side mine = IsCounsellor(ps) ? Side::kCounsellor : Side::kSurvivor;
+    std::deque<Envelope>& box = c->outbox(mine);
+    // Only what was delivered on this connection can be acknowledged.
+    while (!box.empty() && box.front().seq <= req.up_to_seq() && box.front().delivered) {
+      Envelope e = std::move(box.front());
+      box.pop_front();
+      Acknowledged(*c, e);
+    }
+    Done(ps, rid);
+    Pump(*c, mine);
+  }
+
+  void Acknowledged(Conversation& c, Envelope& e) {
+    if (e.durable || !e.ticket.TryCancel()) {
+      // Written (or being written): delete it after the insert.
+      Store([id = c.rec.id, seq = e.seq](ServerStore& s) { return s.DeleteEnvelope(id, seq); },
+            nullptr);
+    }
+    SendAccepted(e, c.rec.id);
+  }
+
+  void Close(PeerState& ps, std::uint64_t rid, const v1::CloseConversation& req) {
+    Conversation* c = Find(ps, rid, req.conversation_id());
+    if (!c) return;
+    if (IsClosed(c->rec.state)) {
+      return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "already closed");
+    }
+    const int before = c->rec.state;
+    c->rec.state = IsCounsellor(ps) ? v1::CONVERSATION_STATE_CLOSED_BY_COUNSELLOR
+                                    : v1::CONVERSATION_STATE_CLOSED_BY_SURVIVOR;
+    c->rec.closed_day = DayNumber(now());
+    const ConversationRecord rec = c->rec;
+    Store([rec](ServerStore& s) {
+            return s.UpdateConversation(rec.id, rec.state, rec.counsellor_id, rec.closed_day);
+          },
+          [peer = ps.peer, rid, id = rec.id, before](Impl& self, const Status& st) {
+            self.OnClosed(peer, rid, id, before, st);
+          });
+  }
+
+  void OnClosed(const std::shared_ptr<Peer>& peer, std::uint64_t rid, const ConversationId& id,
+                int before, const Status& st) {
+    auto cit = conversations.find(id);
+    if (cit == conversations.end()) return;
+    Conversation& c = cit->second;
+    auto pit = peers.find(peer.get());
+    if (!st.ok()) {
+      c.rec.state = before;
+      c.rec.closed_day.reset();
+      if (pit != peers.end()) {
+        Fail(pit->second, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
+      }
+      return;
+    }
+    if (pit != peers.end()) Done(pit->second, rid);
+    if (before == v1::CONVERSATION_STATE_QUEUED) {
+      BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, c);
+    }
+    const bool by_counsellor = c.rec.state == v1::CONVERSATION_STATE_CLOSED_BY_COUNSELLOR;
+    NotifyChanged(by_counsellor ? SurvivorPeer(c) : CounsellorPeer(c), c);
+  }
+
+  void Typing(PeerState& ps, std::uint64_t rid, const v1::Typing& req) {
+    Conversation* c = Find(ps, rid, req.conversation_id());
+    if (!c) return;
+    if (!IsClaimed(c->rec.state)) {
+      return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "conversation not active");
+    }
+    v1::Event e;
+    e.mutable_typing()->set_conversation_id(IdBytes(c->rec.id));
+    SendEvent(IsCounsellor(ps) ? SurvivorPeer(*c) : CounsellorPeer(*c), std::move(e));
+    Done(ps, rid);
+  }
+
+  // --- Retention ----------------------------------------------------------
+
+  void OnSweep() {
+    const std::int64_t t = now();
+    const std::int64_t today = DayNumber(t);
+    for (auto it = conversations.begin(); it != conversations.end();) {
+      Conversation& c = it->second;
+      for (Side side : {Side::kSurvivor, Side::kCounsellor}) {
+        auto& box = c.outbox(side);
+        box.erase(std::remove_if(box.begin(), box.end(),
+                                 [today](const Envelope& e) { return e.expires_day < today; }),
+                  box.end());
+      }
+      const bool purge = c.rec.closed_day &&
+                         *c.rec.closed_day <= today - retention.closed_conversation_days;
+      it = purge ? conversations.erase(it) : std::next(it);
+    }
+    RetentionPolicy policy{static_cast<std::int64_t>(retention.closed_conversation_days)};
+    Store([t, policy](ServerStore& s) -> Status {
+            HAVEN_ASSIGN_OR_RETURN(RetentionResult r, s.ApplyRetention(t, policy));
+            if (r.conversations_purged + r.envelopes_expired + r.invitations_expired > 0) {
+              LogInfo("retention: purged " + std::to_string(r.conversations_purged) +
+                      " conversations, " + std::to_string(r.envelopes_expired) +
+                      " expired envelopes, " + std::to_string(r.invitations_expired) +
+                      " expired invitations");
+            }
+            return Status::Ok();
+          },
+          nullptr);
+  }
+
+  // Submits a write; `then` runs on the relay's executor with the result.
+  template <typename Then>
+  StorageWorker::Ticket Store(StorageWorker::Work work, Then then) {
+    if constexpr (std::is_same_v<Then, std::nullptr_t>) {
+      return storage.Submit(std::move(work), [](const Status& st) {
+        if (!st.ok() && st.code() != Status::Code::kCancelled) {
+          LogWarning("storage operation failed: " + std::string(CodeName(st.code())));
+        }
+      });
+    } else {
+      return storage.Submit(std::move(work),
+                            [weak = weak_from_this(), post = post, then](const Status& st) {
+                              post([weak, then, st]() {
+                                if (auto self = weak.lock()) then(*self, st);
+                              });
+                            });
+    }
+  }
+
+  Post post;
+  StorageWorker& storage;
+  RelayLimits limits;
+  RetentionSettings retention;
+  std::uint32_t boot_epoch;
+  NowSeconds now;
+  TokenBucket opens;
+  TokenBucket invitations;
+  std::uint64_t next_queue_position = 1;
+  std::map<ConversationId, Conversation> conversations;
+  std::map<Peer*, PeerState> peers;
+  std::map<noise::PublicKey, std::shared_ptr<Peer>> survivors_online;
+  std::map<CounsellorId, std::shared_ptr<Peer>> counsellors_online;
+  std::map<noise::PublicKey, CounsellorRecord> counsellors_by_key;
+};
+
+Relay::Relay(Post post, StorageWorker& storage, const Config& config, StoredState state,
+             std::uint32_t boot_epoch, NowSeconds now_seconds)
+    : impl_(std::make_shared<Impl>(std::move(post), storage, config, boot_epoch,
+                                   std::move(now_seconds))) {
+  impl_->Load(std::move(state));
+}
+
+Relay::~Relay() = default;
+
+void Relay::Connected(std::shared_ptr<Peer> peer, const noise::PublicKey& static_key) {
+  impl_->Later([peer = std::move(peer), static_key](Impl& self) mutable {
+    self.OnConnected(std::move(peer), static_key);
+  });
+}
+
+void Relay::Request(std::shared_ptr<Peer> peer, v1::Frame frame) {
+  impl_->Later([peer = std::move(peer), frame = std::move(frame)](Impl& self) {
+    self.OnRequest(peer, frame);
+  });
+}
+
+void Relay::Disconnected(std::shared_ptr<Peer> peer) {
+  impl_->Later([peer = std::move(peer)](Impl& self) { self.OnDisconnected(peer); });
+}
+
+void Relay::Sweep() {
+  impl_->Later([](Impl& self) { self.OnSweep(); });
+}
+
+}  // namespace haven::server
