@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config lld
-  libsodium-dev libboost1.81-dev libsqlcipher-dev sqlcipher
+  libsodium-dev libboost1.81-dev libsqlcipher-dev sqlcipher sqlite3
   libprotobuf-dev protobuf-compiler
   libtomlplusplus-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev

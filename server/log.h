@@ -1,8 +1,8 @@
-// Minimal logging to stderr for havend.
+// Structured, levelled logging to stderr for havend (logfmt: level=, msg=).
 //
-// Callers must never pass a key, plaintext, an IP address or any identifier
-// of a person: log what happened and how many, never who. Lines are written
-// with one write() so concurrent threads do not interleave within a line.
+// Callers must never pass a key, plaintext, an IP address, a conversation id
+// or any identifier of a person: log what happened and how many, never who.
+// Lines are written with one write() so threads do not interleave.
 #pragma once
 
 #include <string_view>

@@ -55,6 +55,7 @@ class SessionPeer final : public Peer {
   explicit SessionPeer(std::weak_ptr<Session> session) : session_(std::move(session)) {}
   void Send(v1::Frame frame) override;
   void Disconnect(v1::ErrorCode reason) override;
+  void Drop() override;
 
  private:
   std::weak_ptr<Session> session_;
@@ -120,6 +121,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (goodbye.ok()) Enqueue(std::move(goodbye).value());
     BeginClose();
   }
+
+  // Closes now: nothing queued is written.
+  void Drop() { ForceClose(); }
 
   asio::any_io_executor executor() { return socket_.get_executor(); }
 
@@ -325,6 +329,12 @@ void SessionPeer::Send(v1::Frame frame) {
   auto session = session_.lock();
   if (!session) return;
   asio::post(session->executor(), [session, frame = std::move(frame)]() { session->SendFrame(frame); });
+}
+
+void SessionPeer::Drop() {
+  auto session = session_.lock();
+  if (!session) return;
+  asio::post(session->executor(), [session]() { session->Drop(); });
 }
 
 void SessionPeer::Disconnect(v1::ErrorCode reason) {

@@ -332,6 +332,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       case v1::Request::kAckEnvelopes: return Ack(ps, rid, r.ack_envelopes());
       case v1::Request::kCloseConversation: return Close(ps, rid, r.close_conversation());
       case v1::Request::kTyping: return Typing(ps, rid, r.typing());
+      case v1::Request::kQuickExit: return QuickExit(ps, rid);
       default:
         return Fail(ps, rid, v1::ERROR_CODE_UNKNOWN_REQUEST, "unknown request kind");
     }
@@ -703,6 +704,41 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     e.mutable_typing()->set_conversation_id(IdBytes(c->rec.id));
     SendEvent(IsCounsellor(ps) ? SurvivorPeer(*c) : CounsellorPeer(*c), std::move(e));
     Done(ps, rid);
+  }
+
+  // Quick exit (docs/quick-exit.md items 8-11): every open conversation of
+  // this survivor ends as SURVIVOR_LEFT_QUICKLY, what waits for the survivor
+  // is deleted, the counsellor hears at once, and nothing at all (not even
+  // an answer) goes back toward the survivor.
+  void QuickExit(PeerState& ps, std::uint64_t rid) {
+    if (IsCounsellor(ps)) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "quick exit is for survivors");
+    }
+    const std::int64_t today = DayNumber(now());
+    for (auto& [id, c] : conversations) {
+      if (c.rec.survivor_key != ps.key || IsClosed(c.rec.state)) continue;
+      const int before = c.rec.state;
+      c.rec.state = v1::CONVERSATION_STATE_SURVIVOR_LEFT_QUICKLY;
+      c.rec.closed_day = today;
+      for (Envelope& e : c.to_survivor) e.ticket.TryCancel();  // unwritten ones never will be
+      c.to_survivor.clear();
+      const ConversationRecord rec = c.rec;
+      Store([rec](ServerStore& s) -> Status {
+              HAVEN_RETURN_IF_ERROR(
+                  s.UpdateConversation(rec.id, rec.state, rec.counsellor_id, rec.closed_day));
+              return s.DeleteEnvelopesFor(rec.id, Side::kSurvivor);
+            },
+            nullptr);
+      if (before == v1::CONVERSATION_STATE_QUEUED) {
+        BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, c);
+      } else {
+        NotifyChanged(CounsellorPeer(c), c);
+      }
+    }
+    // Revoke: this connection goes now, with whatever was queued toward it.
+    auto slot = survivors_online.find(ps.key);
+    if (slot != survivors_online.end() && slot->second == ps.peer) survivors_online.erase(slot);
+    ps.peer->Drop();
   }
 
   // --- Retention ----------------------------------------------------------

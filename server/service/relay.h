@@ -35,6 +35,8 @@ class Peer {
   virtual void Send(v1::Frame frame) = 0;
   // Says goodbye with `reason` and closes the connection.
   virtual void Disconnect(v1::ErrorCode reason) = 0;
+  // Closes at once, dropping anything not yet written, and sends nothing.
+  virtual void Drop() = 0;
 };
 
 class Relay {

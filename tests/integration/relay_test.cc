@@ -381,5 +381,74 @@ TEST_F(RelayTest, ClosedConversationsArePurgedByRetention) {
   EXPECT_EQ(p.survivor->GetSession()->session().conversations_size(), 0);
 }
 
+TEST_F(RelayTest, QuickExitEndsTheConversationAndLeavesNothingForTheSurvivor) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  Pair p = Claimed();
+  // Messages wait for the survivor while it is away.
+  p.survivor->Disconnect();
+  ASSERT_TRUE(p.counsellor->WaitConversationChange(v1::CONVERSATION_STATE_CONNECTION_LOST));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(p.counsellor->Send(p.id, "for-survivor-" + std::to_string(i))->has_envelope_accepted());
+  }
+  ASSERT_TRUE(p.survivor->Connect());
+  ASSERT_TRUE(p.counsellor->WaitConversationChange(v1::CONVERSATION_STATE_ACTIVE));
+
+  const auto start = std::chrono::steady_clock::now();
+  v1::Frame quick;
+  quick.set_request_id(77);
+  quick.mutable_request()->mutable_quick_exit();
+  ASSERT_TRUE(p.survivor->conn().Send(quick).ok());
+  // The counsellor hears it at once, as its own state.
+  auto left = p.counsellor->WaitConversationChange(v1::CONVERSATION_STATE_SURVIVOR_LEFT_QUICKLY, 1s);
+  ASSERT_TRUE(left.has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  // Nothing comes back toward the survivor; the connection is closed.
+  auto after = p.survivor->conn().WaitForClose(2s);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  for (const v1::Frame& f : *after) {
+    EXPECT_FALSE(f.has_response() && f.request_id() == 77) << "quick exit must not be answered";
+    EXPECT_FALSE(f.has_event() && f.event().has_closing()) << "no goodbye either";
+  }
+  // The waiting envelopes are gone from the database.
+  std::int64_t waiting = -1;
+  for (int i = 0; i < 20 && waiting != 0; ++i) {
+    std::this_thread::sleep_for(50ms);
+    auto db = OpenDatabase();
+    ASSERT_TRUE(db.ok());
+    waiting = (*db)->Counts()->envelopes;
+  }
+  EXPECT_EQ(waiting, 0);
+  // Coming back with the same key finds nothing: no history, no conversation.
+  ASSERT_TRUE(p.survivor->Connect());
+  EXPECT_FALSE(p.survivor->WaitEnvelope(300ms).has_value());
+  EXPECT_EQ(p.survivor->GetSession()->session().conversations_size(), 0);
+  EXPECT_EQ(RelayClient::ErrorOf(p.counsellor->Send(p.id, "are you there?")),
+            v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE);
+}
+
+TEST_F(RelayTest, QuickExitWhileQueuedWithdrawsTheConversation) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  auto counsellor = Counsellor();
+  auto survivor = Survivor();
+  const std::string id = survivor->OpenId();
+  v1::Frame quick;
+  quick.mutable_request()->mutable_quick_exit();
+  ASSERT_TRUE(survivor->conn().Send(quick).ok());
+  auto withdrawn = counsellor->WaitEvent([&](const v1::Event& e) {
+    return e.has_queue_changed() && e.queue_changed().kind() == v1::QueueChanged::KIND_WITHDRAWN &&
+           e.queue_changed().entry().state() == v1::CONVERSATION_STATE_SURVIVOR_LEFT_QUICKLY;
+  });
+  ASSERT_TRUE(withdrawn.has_value());
+  EXPECT_EQ(counsellor->ListQueue()->queue().entries_size(), 0);
+}
+
+TEST_F(RelayTest, CounsellorsCannotQuickExit) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  auto counsellor = Counsellor();
+  v1::Request r;
+  r.mutable_quick_exit();
+  EXPECT_EQ(RelayClient::ErrorOf(counsellor->Ask(r)), v1::ERROR_CODE_PERMISSION_DENIED);
+}
+
 }  // namespace
 }  // namespace haven

@@ -1,0 +1,286 @@
+// The relay without sockets: fake peers, a real SQLCipher store and the real
+// storage worker, whose thread the tests can hold still to observe what is
+// and is not durable at each moment.
+#include "service/relay.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "haven/common/secure_memory.h"
+#include "service/invitation.h"
+
+namespace haven::server {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+// Runs posted functions one at a time on its own thread, like a strand.
+class SerialExecutor {
+ public:
+  SerialExecutor() : thread_([this] { Loop(); }) {}
+  ~SerialExecutor() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void Post(std::function<void()> fn) {
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        fn = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      fn();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// Collects what the relay sends to one client.
+class FakePeer final : public Peer {
+ public:
+  void Send(v1::Frame frame) override {
+    std::lock_guard lock(mu_);
+    frames_.push_back(std::move(frame));
+    cv_.notify_all();
+  }
+  void Disconnect(v1::ErrorCode) override {}
+  void Drop() override { dropped = true; }
+  std::atomic<bool> dropped{false};
+
+  // The first frame received (and removed) that matches, or nullopt.
+  template <typename Pred>
+  std::optional<v1::Frame> Wait(Pred pred, std::chrono::milliseconds timeout = 3s) {
+    std::unique_lock lock(mu_);
+    std::optional<v1::Frame> found;
+    cv_.wait_for(lock, timeout, [&] {
+      for (auto it = frames_.begin(); it != frames_.end(); ++it) {
+        if (pred(*it)) {
+          found = std::move(*it);
+          frames_.erase(it);
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<v1::Frame> frames_;
+};
+
+class RelayUnitTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("haven-relay-unit-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    auto store = ServerStore::Open((dir_ / "haven.db").string(), key_.view(), true);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    // Enrol the counsellor's device directly.
+    const std::string code = NewInvitationCode();
+    ASSERT_TRUE((*store)->CreateInvitation(*HashInvitationCode(code), 2, std::time(nullptr) + 60).ok());
+    ASSERT_TRUE((*store)->RedeemInvitation(*HashInvitationCode(code), counsellor_key_,
+                                           std::time(nullptr))->has_value());
+    auto state = (*store)->Load();
+    ASSERT_TRUE(state.ok());
+    const std::uint32_t epoch = (*store)->boot_epoch();
+    worker_ = std::make_unique<StorageWorker>(std::move(store).value(), 64);
+    relay_ = std::make_unique<Relay>([this](std::function<void()> fn) { exec_.Post(std::move(fn)); },
+                                     *worker_, Config{}, std::move(state).value(), epoch,
+                                     [] { return static_cast<std::int64_t>(std::time(nullptr)); });
+    relay_->Connected(survivor_, survivor_key_);
+    relay_->Connected(counsellor_, counsellor_key_);
+
+    auto opened = Ask(survivor_, [](v1::Request& r) { r.mutable_open_conversation()->set_language("en"); });
+    ASSERT_TRUE(opened && opened->response().has_conversation_opened());
+    id_ = opened->response().conversation_opened().conversation().conversation_id();
+    auto claimed = Ask(counsellor_, [this](v1::Request& r) {
+      r.mutable_claim_conversation()->set_conversation_id(id_);
+    });
+    ASSERT_TRUE(claimed && claimed->response().has_conversation_claimed());
+  }
+
+  void TearDown() override {
+    relay_.reset();
+    worker_.reset();
+    fs::remove_all(dir_);
+  }
+
+  template <typename Fill>
+  std::optional<v1::Frame> Ask(const std::shared_ptr<FakePeer>& peer, Fill fill) {
+    v1::Frame f;
+    f.set_request_id(++next_id_);
+    fill(*f.mutable_request());
+    const std::uint64_t id = next_id_;
+    relay_->Request(peer, std::move(f));
+    return peer->Wait([id](const v1::Frame& r) { return r.has_response() && r.request_id() == id; });
+  }
+
+  // Holds the storage thread until the returned promise is set.
+  std::promise<void> HoldStorage() {
+    std::promise<void> release;
+    auto gate = std::make_shared<std::shared_future<void>>(release.get_future().share());
+    std::promise<void> started;
+    auto started_future = started.get_future();
+    worker_->Submit(
+        [gate, started = std::make_shared<std::promise<void>>(std::move(started))](ServerStore&) {
+          started->set_value();
+          gate->wait();
+          return Status::Ok();
+        },
+        nullptr);
+    started_future.wait();
+    return release;
+  }
+
+  // Waits until everything submitted so far has committed.
+  void Drain() {
+    std::promise<void> done;
+    auto f = done.get_future();
+    worker_->Submit([](ServerStore&) { return Status::Ok(); },
+                    [p = std::make_shared<std::promise<void>>(std::move(done))](const Status&) {
+                      p->set_value();
+                    });
+    f.wait();
+  }
+
+  std::int64_t EnvelopesInDatabase() {
+    auto store = ServerStore::Open((dir_ / "haven.db").string(), key_.view(), false);
+    EXPECT_TRUE(store.ok());
+    return store.ok() ? (*store)->Counts()->envelopes : -1;
+  }
+
+  fs::path dir_;
+  SecureBuffer key_ = SecureBuffer::Random(32);
+  noise::PublicKey survivor_key_ = noise::KeyPair::Generate().public_key;
+  noise::PublicKey counsellor_key_ = noise::KeyPair::Generate().public_key;
+  std::shared_ptr<FakePeer> survivor_ = std::make_shared<FakePeer>();
+  std::shared_ptr<FakePeer> counsellor_ = std::make_shared<FakePeer>();
+  SerialExecutor exec_;
+  std::unique_ptr<StorageWorker> worker_;
+  std::unique_ptr<Relay> relay_;
+  std::string id_;
+  std::uint64_t next_id_ = 0;
+};
+
+bool IsAccepted(const v1::Frame& f) {
+  return f.has_response() && f.response().has_envelope_accepted();
+}
+
+TEST_F(RelayUnitTest, SenderHearsAcceptedOnlyOnceDurable) {
+  std::promise<void> release = HoldStorage();
+  v1::Frame send;
+  send.set_request_id(1000);
+  send.mutable_request()->mutable_send_envelope()->set_conversation_id(id_);
+  send.mutable_request()->mutable_send_envelope()->set_ciphertext("durable-first");
+  relay_->Request(survivor_, send);
+  // Delivered at once, but not accepted while the database holds still.
+  ASSERT_TRUE(counsellor_->Wait([](const v1::Frame& f) { return f.has_event() && f.event().has_envelope(); }));
+  EXPECT_FALSE(survivor_->Wait(IsAccepted, 300ms).has_value());
+  release.set_value();
+  auto accepted = survivor_->Wait(IsAccepted);
+  ASSERT_TRUE(accepted.has_value());
+  EXPECT_EQ(accepted->request_id(), 1000u);
+  Drain();
+  EXPECT_EQ(EnvelopesInDatabase(), 1);
+}
+
+TEST_F(RelayUnitTest, EnvelopeAcknowledgedBeforeItsBatchCommitsIsNeverWritten) {
+  std::promise<void> release = HoldStorage();
+  v1::Frame send;
+  send.set_request_id(2000);
+  send.mutable_request()->mutable_send_envelope()->set_conversation_id(id_);
+  send.mutable_request()->mutable_send_envelope()->set_ciphertext("acked-early");
+  relay_->Request(survivor_, send);
+  auto delivered = counsellor_->Wait([](const v1::Frame& f) { return f.has_event() && f.event().has_envelope(); });
+  ASSERT_TRUE(delivered.has_value());
+  auto ack = Ask(counsellor_, [&](v1::Request& r) {
+    r.mutable_ack_envelopes()->set_conversation_id(id_);
+    r.mutable_ack_envelopes()->set_up_to_seq(delivered->event().envelope().seq());
+  });
+  ASSERT_TRUE(ack && ack->response().has_done());
+  // Accepted because the recipient has it, while the database still holds still.
+  auto accepted = survivor_->Wait(IsAccepted);
+  ASSERT_TRUE(accepted.has_value());
+  EXPECT_EQ(accepted->request_id(), 2000u);
+  release.set_value();
+  Drain();
+  EXPECT_EQ(EnvelopesInDatabase(), 0);
+  EXPECT_GE(worker_->stats().cancelled, 1u);
+}
+
+TEST_F(RelayUnitTest, DeliveryWindowBoundsWhatIsInFlight) {
+  // Default window: 64. The counsellor sends 100 (counsellors are not rate
+  // limited) while the survivor does not acknowledge.
+  for (int i = 0; i < 100; ++i) {
+    auto r = Ask(counsellor_, [&](v1::Request& req) {
+      req.mutable_send_envelope()->set_conversation_id(id_);
+      req.mutable_send_envelope()->set_ciphertext("m" + std::to_string(i));
+    });
+    ASSERT_TRUE(r && r->response().has_envelope_accepted()) << i;
+  }
+  auto is_envelope = [](const v1::Frame& x) { return x.has_event() && x.event().has_envelope(); };
+  std::vector<std::uint64_t> seqs;
+  while (auto f = survivor_->Wait(is_envelope, 300ms)) seqs.push_back(f->event().envelope().seq());
+  ASSERT_EQ(seqs.size(), 64u);
+  EXPECT_TRUE(std::is_sorted(seqs.begin(), seqs.end()));
+  auto ack = Ask(survivor_, [&](v1::Request& r) {
+    r.mutable_ack_envelopes()->set_conversation_id(id_);
+    r.mutable_ack_envelopes()->set_up_to_seq(seqs.back());
+  });
+  ASSERT_TRUE(ack);
+  std::size_t more = 0;
+  while (survivor_->Wait(is_envelope, 300ms)) ++more;
+  EXPECT_EQ(more, 36u);
+}
+
+TEST_F(RelayUnitTest, AckCoversOnlyWhatWasDelivered) {
+  // An acknowledgement for sequence numbers not yet delivered removes nothing.
+  auto ack = Ask(counsellor_, [&](v1::Request& r) {
+    r.mutable_ack_envelopes()->set_conversation_id(id_);
+    r.mutable_ack_envelopes()->set_up_to_seq(~0ull);
+  });
+  ASSERT_TRUE(ack);
+  auto sent = Ask(survivor_, [&](v1::Request& req) {
+    req.mutable_send_envelope()->set_conversation_id(id_);
+    req.mutable_send_envelope()->set_ciphertext("still-delivered");
+  });
+  ASSERT_TRUE(sent && sent->response().has_envelope_accepted());
+  auto got = counsellor_->Wait([](const v1::Frame& x) { return x.has_event() && x.event().has_envelope(); });
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->event().envelope().ciphertext(), "still-delivered");
+}
+
+}  // namespace
+}  // namespace haven::server
