@@ -19,6 +19,8 @@ using v1::ErrorCode;
 constexpr std::size_t kMaxLanguageTag = 35;
 constexpr std::uint32_t kMaxPriority = 9;
 constexpr std::size_t kMaxInvitationCode = 64;
+constexpr std::size_t kMaxEphemeralBytes = 1024;
+constexpr int kMaxQueueListing = 500;
 
 bool IsClosed(int state) {
   return state == v1::CONVERSATION_STATE_CLOSED_BY_SURVIVOR ||
@@ -178,13 +180,16 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     return side == Side::kSurvivor ? SurvivorPeer(c) : CounsellorPeer(c);
   }
 
-  v1::ConversationSummary Summary(const Conversation& c) const {
+  // `with_intake`: listings leave the sealed intake out to stay small.
+  v1::ConversationSummary Summary(const Conversation& c, bool with_intake = true) const {
     v1::ConversationSummary s;
     s.set_conversation_id(IdBytes(c.rec.id));
     s.set_state(static_cast<ConversationState>(c.rec.state));
     s.set_language(c.rec.language);
     s.set_priority(c.rec.priority);
-    s.set_sealed_intake(std::string(c.rec.sealed_intake.begin(), c.rec.sealed_intake.end()));
+    if (with_intake) {
+      s.set_sealed_intake(std::string(c.rec.sealed_intake.begin(), c.rec.sealed_intake.end()));
+    }
     s.set_queue_position(c.rec.queue_position);
     s.set_survivor_online(SurvivorPeer(c) != nullptr);
     return s;
@@ -205,16 +210,31 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     SendEvent(peer, std::move(e));
   }
 
-  // Pushes undelivered envelopes to the recipient, within the window.
+  // Envelopes pushed to `peer` and not yet acknowledged, over all its
+  // conversations: the delivery window is per connection, so a counsellor
+  // with many conversations cannot overflow its send queue on reconnect.
+  std::size_t InFlight(const Peer* peer) const {
+    std::size_t n = 0;
+    for (const auto& [id, c] : conversations) {
+      for (Side side : {Side::kSurvivor, Side::kCounsellor}) {
+        if (RecipientPeer(c, side).get() != peer) continue;
+        const auto& box = side == Side::kSurvivor ? c.to_survivor : c.to_counsellor;
+        for (const Envelope& e : box) {
+          if (!e.delivered) break;  // delivered ones are a prefix of the outbox
+          ++n;
+        }
+      }
+    }
+    return n;
+  }
+
+  // Pushes undelivered envelopes to the recipient, within its window.
   void Pump(Conversation& c, Side side) {
     auto peer = RecipientPeer(c, side);
     if (!peer) return;
-    std::size_t in_flight = 0;
+    std::size_t in_flight = InFlight(peer.get());
     for (Envelope& e : c.outbox(side)) {
-      if (e.delivered) {
-        ++in_flight;
-        continue;
-      }
+      if (e.delivered) continue;
       if (in_flight >= limits.delivery_window) break;
       v1::Event ev;
       v1::EnvelopeDelivery* d = ev.mutable_envelope();
@@ -224,6 +244,14 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       SendEvent(peer, std::move(ev));
       e.delivered = true;
       ++in_flight;
+    }
+  }
+
+  // Pumps every conversation in which `ps` is the recipient.
+  void PumpAll(PeerState& ps) {
+    const Side side = IsCounsellor(ps) ? Side::kCounsellor : Side::kSurvivor;
+    for (auto& [id, c] : conversations) {
+      if (IsParty(ps, c)) Pump(c, side);
     }
   }
 
@@ -274,7 +302,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     if (slot && slot != ps.peer) slot->Disconnect(v1::ERROR_CODE_SESSION_REPLACED);
     slot = ps.peer;
     for (auto& [id, c] : conversations) {
-      if (c.rec.survivor_key != ps.key || IsClosed(c.rec.state)) continue;
+      if (c.rec.survivor_key != ps.key) continue;
       if (c.rec.state == v1::CONVERSATION_STATE_CONNECTION_LOST) {
         c.rec.state = v1::CONVERSATION_STATE_ACTIVE;
         NotifyChanged(CounsellorPeer(c), c);
@@ -318,7 +346,8 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     if (it == peers.end()) return;  // already disconnected
     PeerState& ps = it->second;
     const std::uint64_t rid = frame.request_id();
-    if (ps.role == v1::ROLE_SURVIVOR && !ps.requests.Take()) {
+    // Quick exit is never refused, however fast the client has been.
+    if (ps.role == v1::ROLE_SURVIVOR && !frame.request().has_quick_exit() && !ps.requests.Take()) {
       return Fail(ps, rid, v1::ERROR_CODE_RATE_LIMITED, "too many requests; slow down");
     }
     const v1::Request& r = frame.request();
@@ -331,7 +360,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       case v1::Request::kSendEnvelope: return SendEnvelope(ps, rid, r.send_envelope());
       case v1::Request::kAckEnvelopes: return Ack(ps, rid, r.ack_envelopes());
       case v1::Request::kCloseConversation: return Close(ps, rid, r.close_conversation());
-      case v1::Request::kTyping: return Typing(ps, rid, r.typing());
+      case v1::Request::kSendEphemeral: return SendEphemeral(ps, rid, r.send_ephemeral());
       case v1::Request::kQuickExit: return QuickExit(ps, rid);
       default:
         return Fail(ps, rid, v1::ERROR_CODE_UNKNOWN_REQUEST, "unknown request kind");
@@ -348,9 +377,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       auto it = conversations.find(*id);
       if (it != conversations.end() && it->second.persisted) {
         Conversation& c = it->second;
-        const bool mine = IsCounsellor(ps) ? c.rec.counsellor_id == ps.counsellor_id
-                                           : c.rec.survivor_key == ps.key;
-        if (mine) return &c;
+        if (IsParty(ps, c)) return &c;
       }
     }
     Fail(ps, rid, v1::ERROR_CODE_NOT_FOUND, "no such conversation for this session");
@@ -361,13 +388,20 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     v1::Response r;
     v1::SessionInfo* info = r.mutable_session();
     info->set_role(ps.role);
+    const Side mine = IsCounsellor(ps) ? Side::kCounsellor : Side::kSurvivor;
     for (auto& [id, c] : conversations) {
-      if (!c.persisted || IsClosed(c.rec.state)) continue;
-      const bool mine = IsCounsellor(ps) ? c.rec.counsellor_id == ps.counsellor_id
-                                         : c.rec.survivor_key == ps.key;
-      if (mine) *info->add_conversations() = Summary(c);
+      if (!c.persisted || !IsParty(ps, c)) continue;
+      // Closed ones only while something still waits for this client (a
+      // survivor after quick exit has nothing waiting: it was deleted).
+      if (IsClosed(c.rec.state) && c.outbox(mine).empty()) continue;
+      *info->add_conversations() = Summary(c, /*with_intake=*/false);
     }
     Reply(ps, rid, std::move(r));
+  }
+
+  bool IsParty(const PeerState& ps, const Conversation& c) const {
+    return IsCounsellor(ps) ? c.rec.counsellor_id == ps.counsellor_id
+                            : c.rec.survivor_key == ps.key;
   }
 
   std::size_t OpenConversationsOf(const noise::PublicKey& key) const {
@@ -504,7 +538,13 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     });
     v1::Response r;
     v1::QueueSnapshot* snapshot = r.mutable_queue();  // set even when empty
-    for (const Conversation* c : queued) *snapshot->add_entries() = Summary(*c);
+    for (const Conversation* c : queued) {
+      if (snapshot->entries_size() == kMaxQueueListing) {
+        snapshot->set_truncated(true);
+        break;
+      }
+      *snapshot->add_entries() = Summary(*c, /*with_intake=*/false);
+    }
     Reply(ps, rid, std::move(r));
   }
 
@@ -641,7 +681,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       Acknowledged(*c, e);
     }
     Done(ps, rid);
-    Pump(*c, mine);
+    PumpAll(ps);  // the window freed up for all of this client's conversations
   }
 
   void Acknowledged(Conversation& c, Envelope& e) {
@@ -694,14 +734,19 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     NotifyChanged(by_counsellor ? SurvivorPeer(c) : CounsellorPeer(c), c);
   }
 
-  void Typing(PeerState& ps, std::uint64_t rid, const v1::Typing& req) {
+  void SendEphemeral(PeerState& ps, std::uint64_t rid, const v1::SendEphemeral& req) {
     Conversation* c = Find(ps, rid, req.conversation_id());
     if (!c) return;
     if (!IsClaimed(c->rec.state)) {
       return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "conversation not active");
     }
+    if (req.ciphertext().empty() || req.ciphertext().size() > kMaxEphemeralBytes) {
+      return Fail(ps, rid, v1::ERROR_CODE_ENVELOPE_TOO_LARGE,
+                  "an ephemeral ciphertext is 1 to 1024 bytes");
+    }
     v1::Event e;
-    e.mutable_typing()->set_conversation_id(IdBytes(c->rec.id));
+    e.mutable_ephemeral()->set_conversation_id(IdBytes(c->rec.id));
+    e.mutable_ephemeral()->set_ciphertext(req.ciphertext());
     SendEvent(IsCounsellor(ps) ? SurvivorPeer(*c) : CounsellorPeer(*c), std::move(e));
     Done(ps, rid);
   }
@@ -722,13 +767,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       c.rec.closed_day = today;
       for (Envelope& e : c.to_survivor) e.ticket.TryCancel();  // unwritten ones never will be
       c.to_survivor.clear();
-      const ConversationRecord rec = c.rec;
-      Store([rec](ServerStore& s) -> Status {
-              HAVEN_RETURN_IF_ERROR(
-                  s.UpdateConversation(rec.id, rec.state, rec.counsellor_id, rec.closed_day));
-              return s.DeleteEnvelopesFor(rec.id, Side::kSurvivor);
-            },
-            nullptr);
+      PersistQuickExit(c.rec, 0);
       if (before == v1::CONVERSATION_STATE_QUEUED) {
         BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, c);
       } else {
@@ -739,6 +778,22 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     auto slot = survivors_online.find(ps.key);
     if (slot != survivors_online.end() && slot->second == ps.peer) survivors_online.erase(slot);
     ps.peer->Drop();
+  }
+
+  // Writes a quick exit, retrying a failed write: a restart must never bring
+  // the conversation or its envelopes back.
+  void PersistQuickExit(const ConversationRecord& rec, int attempt) {
+    Store([rec](ServerStore& s) -> Status {
+            HAVEN_RETURN_IF_ERROR(
+                s.UpdateConversation(rec.id, rec.state, rec.counsellor_id, rec.closed_day));
+            return s.DeleteEnvelopesFor(rec.id, Side::kSurvivor);
+          },
+          [rec, attempt](Impl& self, const Status& st) {
+            if (st.ok()) return;
+            LogError("a quick exit could not be stored (attempt " + std::to_string(attempt + 1) +
+                     "): " + std::string(CodeName(st.code())));
+            if (attempt < 5) self.PersistQuickExit(rec, attempt + 1);
+          });
   }
 
   // --- Retention ----------------------------------------------------------

@@ -442,6 +442,59 @@ TEST_F(RelayTest, QuickExitWhileQueuedWithdrawsTheConversation) {
   EXPECT_EQ(counsellor->ListQueue()->queue().entries_size(), 0);
 }
 
+TEST_F(RelayTest, QuickExitIsHonouredEvenWhenRateLimited) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer("[relay]\nsurvivor_requests_per_second = 1\nsurvivor_request_burst = 3\n"));
+  Pair p = Claimed();
+  while (RelayClient::ErrorOf(p.survivor->GetSession()) != v1::ERROR_CODE_RATE_LIMITED) {
+  }
+  v1::Frame quick;
+  quick.mutable_request()->mutable_quick_exit();
+  ASSERT_TRUE(p.survivor->conn().Send(quick).ok());
+  EXPECT_TRUE(
+      p.counsellor->WaitConversationChange(v1::CONVERSATION_STATE_SURVIVOR_LEFT_QUICKLY, 1s));
+}
+
+TEST_F(RelayTest, EphemeralCiphertextsAreRelayedLiveAndNeverStored) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  Pair p = Claimed();
+  v1::Request typing;
+  typing.mutable_send_ephemeral()->set_conversation_id(p.id);
+  typing.mutable_send_ephemeral()->set_ciphertext("e2e-typing");
+  ASSERT_TRUE(p.survivor->Ask(typing)->has_done());
+  auto live = p.counsellor->WaitEvent([](const v1::Event& e) { return e.has_ephemeral(); });
+  ASSERT_TRUE(live.has_value());
+  EXPECT_EQ(live->ephemeral().ciphertext(), "e2e-typing");
+  // Offline recipient: dropped, not kept for later.
+  p.counsellor->Disconnect();
+  ASSERT_TRUE(p.survivor->Ask(typing)->has_done());
+  ASSERT_TRUE(p.counsellor->Connect());
+  EXPECT_FALSE(p.counsellor->WaitEvent([](const v1::Event& e) { return e.has_ephemeral(); }, 300ms));
+  auto db = OpenDatabase();
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ((*db)->Counts()->envelopes, 0);
+  typing.mutable_send_ephemeral()->set_ciphertext(std::string(1025, 'x'));
+  EXPECT_EQ(RelayClient::ErrorOf(p.survivor->Ask(typing)), v1::ERROR_CODE_ENVELOPE_TOO_LARGE);
+}
+
+TEST_F(RelayTest, LastWordsAfterACloseStillReachAnOfflineSurvivor) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  Pair p = Claimed();
+  p.survivor->Disconnect();
+  ASSERT_TRUE(p.counsellor->Send(p.id, "take care; call us any time")->has_envelope_accepted());
+  ASSERT_TRUE(p.counsellor->Close(p.id)->has_done());
+  ASSERT_TRUE(p.survivor->Connect());
+  auto session = p.survivor->GetSession();
+  ASSERT_TRUE(session.ok());
+  ASSERT_EQ(session->session().conversations_size(), 1);
+  EXPECT_EQ(session->session().conversations(0).state(), v1::CONVERSATION_STATE_CLOSED_BY_COUNSELLOR);
+  auto e = p.survivor->WaitEnvelope();
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->ciphertext(), "take care; call us any time");
+  ASSERT_TRUE(p.survivor->Ack(p.id, e->seq())->has_done());
+  EXPECT_EQ(p.survivor->GetSession()->session().conversations_size(), 0);
+}
+
 TEST_F(RelayTest, CounsellorsCannotQuickExit) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   auto counsellor = Counsellor();

@@ -265,6 +265,32 @@ TEST_F(RelayUnitTest, DeliveryWindowBoundsWhatIsInFlight) {
   EXPECT_EQ(more, 36u);
 }
 
+TEST_F(RelayUnitTest, DeliveryWindowIsPerConnectionAcrossConversations) {
+  // A second conversation for the same counsellor, from another survivor.
+  auto other = std::make_shared<FakePeer>();
+  relay_->Connected(other, noise::KeyPair::Generate().public_key);
+  auto opened = Ask(other, [](v1::Request& r) { r.mutable_open_conversation()->set_language("en"); });
+  ASSERT_TRUE(opened);
+  const std::string id2 = opened->response().conversation_opened().conversation().conversation_id();
+  ASSERT_TRUE(Ask(counsellor_, [&](v1::Request& r) {
+    r.mutable_claim_conversation()->set_conversation_id(id2);
+  }));
+  // 40 envelopes in each conversation toward the counsellor: 80 > window 64.
+  for (int i = 0; i < 40; ++i) {
+    for (auto [peer, conv] : {std::pair{survivor_, id_}, std::pair{other, id2}}) {
+      v1::Frame f;
+      f.set_request_id(5000 + static_cast<std::uint64_t>(i));
+      f.mutable_request()->mutable_send_envelope()->set_conversation_id(conv);
+      f.mutable_request()->mutable_send_envelope()->set_ciphertext("x");
+      relay_->Request(peer, f);
+    }
+  }
+  auto is_envelope = [](const v1::Frame& x) { return x.has_event() && x.event().has_envelope(); };
+  std::size_t delivered = 0;
+  while (counsellor_->Wait(is_envelope, 300ms)) ++delivered;
+  EXPECT_EQ(delivered, 64u);
+}
+
 TEST_F(RelayUnitTest, AckCoversOnlyWhatWasDelivered) {
   // An acknowledgement for sequence numbers not yet delivered removes nothing.
   auto ack = Ask(counsellor_, [&](v1::Request& r) {

@@ -4,6 +4,7 @@
 //   rotate-db-key  re-encrypt the database under a new key
 //   purge          apply retention now
 //   stats          counts only, never content
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,7 +44,7 @@ int Fail(const std::string& message) {
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 struct Common {
-  std::string data_dir = ".haven";
+  std::string data_dir;  // empty: server.data_dir of --config, else ".haven"
   std::string config_path;
 };
 
@@ -52,7 +53,7 @@ Result<Config> LoadConfig(const Common& common) {
   if (!common.config_path.empty()) {
     HAVEN_ASSIGN_OR_RETURN(config, LoadConfigFile(common.config_path));
   }
-  config.data_dir = common.data_dir;
+  if (!common.data_dir.empty()) config.data_dir = common.data_dir;
   return config;
 }
 
@@ -73,15 +74,32 @@ Status WritePublicKeyFile(const std::string& path, const noise::PublicKey& key) 
   return Status::Ok();
 }
 
+// True if `inner` is `outer` or lies below it, after resolving symbolic links,
+// "..", and trailing slashes (for the parts that exist).
+bool IsWithin(const fs::path& inner, const fs::path& outer) {
+  std::error_code ec;
+  const fs::path a = fs::weakly_canonical(fs::absolute(inner), ec);
+  const fs::path b = fs::weakly_canonical(fs::absolute(outer), ec);
+  auto ai = a.begin();
+  for (auto bi = b.begin(); bi != b.end(); ++bi, ++ai) {
+    if (bi->empty()) continue;  // a trailing separator
+    if (ai == a.end() || *ai != *bi) return false;
+  }
+  return true;
+}
+
 int Init(const Common& common, const std::string& helpline_keys_out) {
-  const fs::path data = fs::absolute(common.data_dir);
+  const fs::path data = fs::absolute(common.data_dir.empty() ? ".haven" : common.data_dir);
   const fs::path out = fs::absolute(helpline_keys_out);
-  if (out.lexically_normal().string().rfind(data.lexically_normal().string(), 0) == 0) {
+  if (IsWithin(out, data)) {
     return Fail("--helpline-keys-out must be outside the data directory: the helpline's private "
                 "keys must never stay on the server");
   }
-  if (fs::exists(data / "server.key")) {
-    return Fail(data.string() + " already holds a deployment; init never overwrites keys");
+  for (const char* name : {"server.key", "db.key", "haven.db", "intake.pub", "audit.pub"}) {
+    if (fs::exists(data / name)) {
+      return Fail(data.string() + " already holds a deployment (" + name +
+                  " exists); init never overwrites keys or data");
+    }
   }
   auto config = LoadConfig(common);
   if (!config.ok()) return Fail(config.status());
@@ -149,6 +167,20 @@ int Enrol(const Common& common, const std::string& role_name, int valid_hours) {
   return 0;
 }
 
+// rename() then fsync of the directory: the replacement survives a crash.
+Status ReplaceKeyFile(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    return Status::Unavailable("cannot replace " + to + ": " + std::strerror(errno));
+  }
+  const std::string dir = fs::path(to).parent_path().string();
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  return Status::Ok();
+}
+
 int RotateDbKey(const Common& common) {
   if (std::getenv("HAVEN_DB_KEY") != nullptr) {
     return Fail("rotate-db-key works on the key file; unset HAVEN_DB_KEY and use db.key");
@@ -162,13 +194,18 @@ int RotateDbKey(const Common& common) {
   const std::string new_path = key_path + ".new";
   const std::string db_path = (data / config->database_file).string();
 
+  if (!fs::exists(db_path)) {
+    return Fail("no database at " + db_path + "; check --data-dir and --config");
+  }
   // A rotation interrupted after the re-key left the new key beside the old
   // one: finish it.
   if (fs::exists(new_path)) {
     auto pending = ReadKeyFile(new_path);
     if (pending.ok() && ServerStore::Open(db_path, pending->view(), false).ok()) {
-      fs::rename(new_path, key_path);
-      std::printf("finished an interrupted rotation\n");
+      Status st = ReplaceKeyFile(new_path, key_path);
+      if (!st.ok()) return Fail(st);
+      std::printf("finished an interrupted rotation: %s now holds the key in use\n",
+                  key_path.c_str());
       return 0;
     }
     fs::remove(new_path);
@@ -190,9 +227,8 @@ int RotateDbKey(const Common& common) {
   }
   auto check = ServerStore::Open(db_path, new_key.view(), false);
   if (!check.ok()) return Fail(check.status().WithContext("re-keyed database did not reopen"));
-  std::error_code ec;
-  fs::rename(new_path, key_path, ec);  // atomic replace
-  if (ec) return Fail("cannot replace " + key_path + ": " + ec.message());
+  Status st = ReplaceKeyFile(new_path, key_path);
+  if (!st.ok()) return Fail(st);
   std::printf("database re-encrypted under a new key; %s replaced\n", key_path.c_str());
   std::printf("update your backup of the key file now\n");
   return 0;
@@ -241,9 +277,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   Common common;
   auto add_common = [&common](CLI::App* cmd) {
-    cmd->add_option("--data-dir", common.data_dir, "Deployment data directory")
-        ->capture_default_str();
-    cmd->add_option("--config", common.config_path, "havend.toml (for retention settings)");
+    cmd->add_option("--data-dir", common.data_dir,
+                    "Deployment data directory (default: server.data_dir of --config, else .haven)");
+    cmd->add_option("--config", common.config_path,
+                    "havend.toml of the deployment (data directory, file names, retention)");
   };
 
   std::string keys_out;
