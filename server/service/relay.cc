@@ -740,9 +740,11 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     if (!IsClaimed(c->rec.state)) {
       return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "conversation not active");
     }
-    if (req.ciphertext().empty() || req.ciphertext().size() > kMaxEphemeralBytes) {
+    // Bounded by the envelope limit too, which always fits a frame.
+    const std::size_t max = std::min<std::size_t>(kMaxEphemeralBytes, limits.max_envelope_bytes);
+    if (req.ciphertext().empty() || req.ciphertext().size() > max) {
       return Fail(ps, rid, v1::ERROR_CODE_ENVELOPE_TOO_LARGE,
-                  "an ephemeral ciphertext is 1 to 1024 bytes");
+                  "an ephemeral ciphertext is 1 to 1024 bytes (and within relay.max_envelope_bytes)");
     }
     v1::Event e;
     e.mutable_ephemeral()->set_conversation_id(IdBytes(c->rec.id));
@@ -761,7 +763,16 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     }
     const std::int64_t today = DayNumber(now());
     for (auto& [id, c] : conversations) {
-      if (c.rec.survivor_key != ps.key || IsClosed(c.rec.state)) continue;
+      if (c.rec.survivor_key != ps.key) continue;
+      if (IsClosed(c.rec.state)) {
+        // Already over, but what still waits for the survivor goes too.
+        if (c.to_survivor.empty()) continue;
+        for (Envelope& e : c.to_survivor) e.ticket.TryCancel();
+        c.to_survivor.clear();
+        Store([id = c.rec.id](ServerStore& s) { return s.DeleteEnvelopesFor(id, Side::kSurvivor); },
+              nullptr);
+        continue;
+      }
       const int before = c.rec.state;
       c.rec.state = v1::CONVERSATION_STATE_SURVIVOR_LEFT_QUICKLY;
       c.rec.closed_day = today;

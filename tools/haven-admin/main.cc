@@ -88,30 +88,48 @@ bool IsWithin(const fs::path& inner, const fs::path& outer) {
   return true;
 }
 
+// Resolves a file of the deployment the way havend does (absolute names
+// stand alone, relative ones live in the data directory).
+fs::path InData(const fs::path& data, const std::string& file) {
+  return fs::path(file).is_absolute() ? fs::path(file) : data / file;
+}
+
 int Init(const Common& common, const std::string& helpline_keys_out) {
-  const fs::path data = fs::absolute(common.data_dir.empty() ? ".haven" : common.data_dir);
+  auto config = LoadConfig(common);
+  if (!config.ok()) return Fail(config.status());
+  config->data_dir = fs::absolute(config->data_dir).string();
+  const fs::path data = config->data_dir;
   const fs::path out = fs::absolute(helpline_keys_out);
   if (IsWithin(out, data)) {
     return Fail("--helpline-keys-out must be outside the data directory: the helpline's private "
                 "keys must never stay on the server");
   }
-  for (const char* name : {"server.key", "db.key", "haven.db", "intake.pub", "audit.pub"}) {
-    if (fs::exists(data / name)) {
-      return Fail(data.string() + " already holds a deployment (" + name +
+  for (const fs::path& existing :
+       {InData(data, config->server_key_file), InData(data, config->database_key_file),
+        InData(data, config->database_file), data / "intake.pub", data / "audit.pub"}) {
+    if (fs::exists(existing)) {
+      return Fail(data.string() + " already holds a deployment (" + existing.string() +
                   " exists); init never overwrites keys or data");
     }
   }
-  auto config = LoadConfig(common);
-  if (!config.ok()) return Fail(config.status());
+  for (const char* name : {"intake.key", "audit.key"}) {
+    if (fs::exists(out / name)) {
+      return Fail((out / name).string() +
+                  " exists; init never overwrites helpline keys: choose an empty directory");
+    }
+  }
+  std::error_code ec;
+  if (!fs::exists(out)) {
+    fs::create_directories(out, ec);
+    if (ec) return Fail("cannot create " + out.string() + ": " + ec.message());
+    ::chmod(out.c_str(), 0700);  // only a directory we created
+  }
   auto store = OpenStore(*config, /*create=*/true);
   if (!store.ok()) return Fail(store.status());
 
   // The helpline's intake and audit key pairs: the server keeps only the
   // public halves; the private halves go to the helpline, to be sealed to
   // counsellor devices at enrolment, and deleted from here.
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  ::chmod(out.c_str(), 0700);
   for (const char* name : {"intake", "audit"}) {
     noise::KeyPair kp = noise::KeyPair::Generate();
     const std::string priv = (out / (std::string(name) + ".key")).string();
@@ -126,10 +144,12 @@ int Init(const Common& common, const std::string& helpline_keys_out) {
     cfg << "# Written by haven-admin init. Every setting and its default is documented in\n"
            "# config/havend.toml of the Haven source; only what differs is needed here.\n"
            "[server]\ndata_dir = \""
-        << data.string() << "\"\n";
+        << data.string() << "\"\n\n[files]\nserver_key = \"" << config->server_key_file
+        << "\"\ndatabase_key = \"" << config->database_key_file << "\"\ndatabase = \""
+        << config->database_file << "\"\n";
   }
   ::chmod(config_file.c_str(), 0600);
-  auto key = ReadKeyFile((data / "server.key").string());
+  auto key = ReadKeyFile(InData(data, config->server_key_file).string());
   if (!key.ok()) return Fail(key.status());
   auto kp = noise::KeyPair::FromPrivateKey(key->view());
   std::printf("deployment created in %s\n", data.c_str());
@@ -138,6 +158,16 @@ int Init(const Common& common, const std::string& helpline_keys_out) {
   std::printf("helpline private keys written to %s: move them off this machine now\n",
               out.c_str());
   return 0;
+}
+
+// rotate-db-key and purge take the lock file inside the directory: say
+// plainly when the directory itself is missing.
+Status RequireDataDir(const Config& config) {
+  if (!fs::is_directory(config.data_dir)) {
+    return Status::NotFound("data directory " + config.data_dir +
+                            " does not exist; check --data-dir and --config");
+  }
+  return Status::Ok();
 }
 
 int Enrol(const Common& common, const std::string& role_name, int valid_hours) {
@@ -187,6 +217,7 @@ int RotateDbKey(const Common& common) {
   }
   auto config = LoadConfig(common);
   if (!config.ok()) return Fail(config.status());
+  if (Status st = RequireDataDir(*config); !st.ok()) return Fail(st);
   auto lock = DataDirLock::Acquire(config->data_dir, "rotate-db-key");
   if (!lock.ok()) return Fail(lock.status());
   const fs::path data = config->data_dir;
@@ -237,6 +268,7 @@ int RotateDbKey(const Common& common) {
 int Purge(const Common& common) {
   auto config = LoadConfig(common);
   if (!config.ok()) return Fail(config.status());
+  if (Status st = RequireDataDir(*config); !st.ok()) return Fail(st);
   auto lock = DataDirLock::Acquire(config->data_dir, "purge");
   if (!lock.ok()) {
     return Fail(lock.status().message() +
