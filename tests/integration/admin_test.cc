@@ -31,6 +31,7 @@
 #include "store/server_store.h"
 #include "support/havend_process.h"
 #include "support/relay_client.h"
+#include "support/relay_fixture.h"
 
 namespace haven {
 namespace {
@@ -445,33 +446,8 @@ TEST_F(AdminInitTest, HonoursTheKeyFileNamesOfTheConfigFile) {
 
 // --- Commands on a running (or stopped) server --------------------------------
 
-class AdminServerTest : public ::testing::Test {
+class AdminServerTest : public testing::RelayServerTest {
  protected:
-  void StartServer(const std::string& toml = "") {
-    server_ = HavendProcess::Start(toml);
-    ASSERT_NE(server_, nullptr);
-  }
-
-  std::unique_ptr<RelayClient> Survivor() {
-    auto c = std::make_unique<RelayClient>(*server_);
-    EXPECT_TRUE(c->Connect()) << c->last_error().ToString();
-    return c;
-  }
-
-  std::unique_ptr<RelayClient> Counsellor() {
-    auto c = std::make_unique<RelayClient>(*server_);
-    EXPECT_TRUE(c->Connect()) << c->last_error().ToString();
-    auto r = c->Redeem(server_->Enrol());
-    EXPECT_TRUE(r.ok() && r->has_invitation_redeemed()) << RelayClient::Describe(r);
-    return c;
-  }
-
-  struct Pair {
-    std::unique_ptr<RelayClient> survivor;
-    std::unique_ptr<RelayClient> counsellor;
-    std::string id;
-  };
-
   // A claimed conversation whose counsellor went away, with `n` envelopes
   // from the survivor waiting for it (each committed: EnvelopeAccepted).
   Pair WithWaitingEnvelopes(int n, const std::string& prefix) {
@@ -490,8 +466,6 @@ class AdminServerTest : public ::testing::Test {
   std::string DbKey() const { return ReadFileBytes(server_->DatabaseKeyPath()); }
   fs::path DbPath() const { return server_->DatabasePath(); }
 
-  Result<std::unique_ptr<server::ServerStore>> OpenDatabase() { return OpenStore(DbPath(), DbKey()); }
-
   server::RowCounts CountsNow() {
     auto db = OpenDatabase();
     EXPECT_TRUE(db.ok()) << db.status().ToString();
@@ -500,8 +474,6 @@ class AdminServerTest : public ::testing::Test {
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? *c : server::RowCounts{};
   }
-
-  std::unique_ptr<HavendProcess> server_;
 };
 
 // --- enrol ------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include "store/server_store.h"
 #include "support/havend_process.h"
 #include "support/relay_client.h"
+#include "support/relay_fixture.h"
 
 namespace haven {
 namespace {
@@ -20,50 +21,7 @@ using namespace std::chrono_literals;
 using testing::HavendProcess;
 using testing::RelayClient;
 
-class RelayTest : public ::testing::Test {
- protected:
-  void StartServer(const std::string& toml = "") {
-    server_ = HavendProcess::Start(toml);
-    ASSERT_NE(server_, nullptr);
-  }
-
-  std::unique_ptr<RelayClient> Survivor() {
-    auto c = std::make_unique<RelayClient>(*server_);
-    EXPECT_TRUE(c->Connect()) << c->last_error().ToString();
-    return c;
-  }
-
-  std::unique_ptr<RelayClient> Counsellor(const std::string& role = "counsellor") {
-    auto c = std::make_unique<RelayClient>(*server_);
-    EXPECT_TRUE(c->Connect());
-    const std::string code = server_->Enrol(role);
-    auto r = c->Redeem(code);
-    EXPECT_TRUE(r.ok() && r->has_invitation_redeemed()) << RelayClient::Describe(r);
-    return c;
-  }
-
-  // A survivor's conversation claimed by a counsellor.
-  struct Pair {
-    std::unique_ptr<RelayClient> survivor;
-    std::unique_ptr<RelayClient> counsellor;
-    std::string id;
-  };
-  Pair Claimed() {
-    Pair p{Survivor(), Counsellor(), ""};
-    p.id = p.survivor->OpenId();
-    auto claim = p.counsellor->Claim(p.id);
-    EXPECT_TRUE(claim.ok() && claim->has_conversation_claimed()) << RelayClient::Describe(claim);
-    return p;
-  }
-
-  Result<std::unique_ptr<server::ServerStore>> OpenDatabase() {
-    std::ifstream in(server_->DatabaseKeyPath(), std::ios::binary);
-    std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return server::ServerStore::Open(server_->DatabasePath(), AsBytes(key), false);
-  }
-
-  std::unique_ptr<HavendProcess> server_;
-};
+class RelayTest : public testing::RelayServerTest {};
 
 TEST_F(RelayTest, SurvivorOpensCounsellorClaimsEnvelopesFlowBothWays) {
   ASSERT_NO_FATAL_FAILURE(StartServer());

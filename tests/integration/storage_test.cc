@@ -24,6 +24,7 @@
 #include "store/server_store.h"
 #include "support/havend_process.h"
 #include "support/relay_client.h"
+#include "support/relay_fixture.h"
 
 namespace haven {
 namespace {
@@ -117,8 +118,7 @@ class StorageTest : public ::testing::Test {
   }
 
   Result<std::unique_ptr<server::ServerStore>> OpenDatabase() {
-    const std::string key = ReadFileBytes(server_->DatabaseKeyPath());
-    return server::ServerStore::Open(server_->DatabasePath(), AsBytes(key), /*start_boot=*/false);
+    return testing::OpenServerDatabase(*server_);
   }
 
   // Checks, with the key, that the markers really are stored (so that not
