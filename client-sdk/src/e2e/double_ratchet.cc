@@ -1,0 +1,391 @@
+#include "e2e/double_ratchet.h"
+
+#include <sodium.h>
+
+#include <cstring>
+
+namespace haven::e2e {
+namespace {
+
+constexpr std::string_view kRootInfo = "haven/1 ratchet root";
+constexpr std::string_view kMessageInfo = "haven/1 message";
+constexpr std::size_t kKeyLen = 32;
+
+void PutU32(std::uint32_t v, Bytes* out) {
+  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<std::uint8_t>(v >> shift));
+}
+
+std::uint32_t GetU32(const std::uint8_t* p) {
+  return (static_cast<std::uint32_t>(p[0]) << 24) | (static_cast<std::uint32_t>(p[1]) << 16) |
+         (static_cast<std::uint32_t>(p[2]) << 8) | p[3];
+}
+
+SecureBuffer Copy(const SecureBuffer& b) { return SecureBuffer::CopyOf(b.view()); }
+
+// KDF_RK: (root key, chain key) from the old root key and a DH output.
+Status KdfRk(const SecureBuffer& rk, ByteView dh_out, SecureBuffer* new_rk, SecureBuffer* ck) {
+  HAVEN_ASSIGN_OR_RETURN(SecureBuffer out,
+                         crypto::HkdfSha256(dh_out, rk.view(), AsBytes(kRootInfo), 2 * kKeyLen));
+  *new_rk = SecureBuffer::CopyOf(out.view().first(kKeyLen));
+  *ck = SecureBuffer::CopyOf(out.view().subspan(kKeyLen));
+  return Status::Ok();
+}
+
+// KDF_CK: the message key, and the chain key advanced in place.
+SecureBuffer KdfCk(SecureBuffer* ck) {
+  static constexpr std::uint8_t kMessage = 0x01, kChain = 0x02;
+  const crypto::Sha256 mk = crypto::HmacSha256(ck->view(), ByteView(&kMessage, 1));
+  crypto::Sha256 next = crypto::HmacSha256(ck->view(), ByteView(&kChain, 1));
+  std::memcpy(ck->data(), next.data(), kKeyLen);
+  SecureBuffer out = SecureBuffer::CopyOf(mk);
+  sodium_memzero(next.data(), next.size());
+  crypto::Sha256 wipe = mk;
+  sodium_memzero(wipe.data(), wipe.size());
+  return out;
+}
+
+// AEAD key and nonce from a message key: a key is used exactly once.
+Result<SecureBuffer> MessageKeyMaterial(const SecureBuffer& mk) {
+  return crypto::HkdfSha256(mk.view(), {}, AsBytes(kMessageInfo),
+                            crypto::kAeadKeyLen + crypto::kXNonceLen);
+}
+
+Bytes AeadAd(const Bytes& session_ad, ByteView version_and_header) {
+  Bytes ad = session_ad;
+  ad.insert(ad.end(), version_and_header.begin(), version_and_header.end());
+  return ad;
+}
+
+}  // namespace
+
+DhKeyPair DhKeyPair::Generate() {
+  (void)EnsureSodium();
+  DhKeyPair kp;
+  kp.private_key = SecureBuffer::Random(kKeyLen);
+  kp.public_key = crypto::X25519Base(kp.private_key.view());
+  return kp;
+}
+
+DhKeyPair DhKeyPair::FromPrivate(ByteView private_key) {
+  DhKeyPair kp;
+  kp.private_key = SecureBuffer::CopyOf(private_key);
+  kp.public_key = crypto::X25519Base(kp.private_key.view());
+  return kp;
+}
+
+DhKeyPair DhKeyPair::Clone() const {
+  DhKeyPair kp;
+  kp.private_key = Copy(private_key);
+  kp.public_key = public_key;
+  return kp;
+}
+
+void RatchetHeader::AppendTo(Bytes* out) const {
+  out->insert(out->end(), dh.begin(), dh.end());
+  PutU32(pn, out);
+  PutU32(n, out);
+}
+
+std::optional<RatchetHeader> RatchetHeader::Parse(ByteView in) {
+  if (in.size() < kHeaderLen) return std::nullopt;
+  RatchetHeader h;
+  std::memcpy(h.dh.data(), in.data(), h.dh.size());
+  h.pn = GetU32(in.data() + 32);
+  h.n = GetU32(in.data() + 36);
+  return h;
+}
+
+SecureBuffer Pad(ByteView plaintext) {
+  const std::size_t body = 4 + plaintext.size();
+  const std::size_t padded = (body + kPadBucket - 1) / kPadBucket * kPadBucket;
+  SecureBuffer out(padded);  // zeroed
+  const auto len = static_cast<std::uint32_t>(plaintext.size());
+  out.data()[0] = static_cast<std::uint8_t>(len >> 24);
+  out.data()[1] = static_cast<std::uint8_t>(len >> 16);
+  out.data()[2] = static_cast<std::uint8_t>(len >> 8);
+  out.data()[3] = static_cast<std::uint8_t>(len);
+  if (!plaintext.empty()) std::memcpy(out.data() + 4, plaintext.data(), plaintext.size());
+  return out;
+}
+
+Result<SecureBuffer> Unpad(ByteView padded) {
+  if (padded.size() < 4 || padded.size() % kPadBucket != 0) {
+    return Status::DataLoss("padding malformed");
+  }
+  const std::uint32_t len = GetU32(padded.data());
+  if (len > padded.size() - 4) return Status::DataLoss("padding malformed");
+  return SecureBuffer::CopyOf(padded.subspan(4, len));
+}
+
+DoubleRatchet::State DoubleRatchet::State::Clone() const {
+  State s;
+  s.dhs = dhs.Clone();
+  s.dhr = dhr;
+  s.rk = Copy(rk);
+  s.cks = Copy(cks);
+  s.ckr = Copy(ckr);
+  s.ns = ns;
+  s.nr = nr;
+  s.pn = pn;
+  s.steps = steps;
+  s.ad = ad;
+  return s;
+}
+
+Result<DoubleRatchet> DoubleRatchet::InitInitiator(ByteView shared_secret,
+                                                   const crypto::X25519Public& remote_ratchet,
+                                                   Bytes associated_data, RatchetLimits limits,
+                                                   KeyGenerator generate) {
+  if (shared_secret.size() != kKeyLen) return Status::InvalidArgument("shared secret is 32 bytes");
+  State s;
+  s.dhs = generate();
+  s.dhr = remote_ratchet;
+  s.ad = std::move(associated_data);
+  HAVEN_ASSIGN_OR_RETURN(SecureBuffer dh, crypto::X25519(s.dhs.private_key.view(), remote_ratchet));
+  HAVEN_RETURN_IF_ERROR(KdfRk(SecureBuffer::CopyOf(shared_secret), dh.view(), &s.rk, &s.cks));
+  return DoubleRatchet(std::move(s), limits, std::move(generate));
+}
+
+Result<DoubleRatchet> DoubleRatchet::InitResponder(ByteView shared_secret, DhKeyPair own_ratchet,
+                                                   Bytes associated_data, RatchetLimits limits,
+                                                   KeyGenerator generate) {
+  if (shared_secret.size() != kKeyLen) return Status::InvalidArgument("shared secret is 32 bytes");
+  State s;
+  s.dhs = std::move(own_ratchet);
+  s.rk = SecureBuffer::CopyOf(shared_secret);
+  s.ad = std::move(associated_data);
+  return DoubleRatchet(std::move(s), limits, std::move(generate));
+}
+
+Result<Bytes> DoubleRatchet::Encrypt(ByteView plaintext) {
+  if (plaintext.size() > limits_.max_plaintext) {
+    return Status::InvalidArgument("plaintext above the configured limit");
+  }
+  if (state_.cks.empty()) {
+    return Status::FailedPrecondition("no sending chain yet: the responder speaks after hearing");
+  }
+  SecureBuffer mk = KdfCk(&state_.cks);
+  RatchetHeader header{state_.dhs.public_key, state_.pn, state_.ns};
+  ++state_.ns;
+  Bytes out;
+  out.push_back(kMessageVersion);
+  header.AppendTo(&out);
+  const Bytes ad = AeadAd(state_.ad, ByteView(out));
+  HAVEN_ASSIGN_OR_RETURN(SecureBuffer material, MessageKeyMaterial(mk));
+  const SecureBuffer padded = Pad(plaintext);
+  HAVEN_RETURN_IF_ERROR(crypto::AeadSeal(material.view().first(crypto::kAeadKeyLen),
+                                         material.view().subspan(crypto::kAeadKeyLen), ad,
+                                         padded.view(), &out));
+  return out;
+}
+
+Status DoubleRatchet::SkipMessageKeys(State& s, std::uint32_t until, FreshKeys* fresh) const {
+  if (s.ckr.empty()) return Status::Ok();
+  if (until > s.nr && until - s.nr > limits_.max_skip) {
+    return Status::ResourceExhausted("too many skipped messages in one chain");
+  }
+  while (s.nr < until) {
+    fresh->emplace_back(SkippedKey{*s.dhr, s.nr}, Skipped{KdfCk(&s.ckr), s.steps});
+    ++s.nr;
+  }
+  return Status::Ok();
+}
+
+void DoubleRatchet::Remember(FreshKeys fresh) {
+  for (auto& [id, sk] : fresh) {
+    if (skipped_.keys.emplace(id, std::move(sk)).second) skipped_.order.push_back(id);
+  }
+  while (skipped_.keys.size() > limits_.max_stored) {  // the oldest goes first
+    skipped_.keys.erase(skipped_.order.front());
+    skipped_.order.pop_front();
+  }
+  while (!skipped_.order.empty()) {
+    auto it = skipped_.keys.find(skipped_.order.front());
+    if (it != skipped_.keys.end() && state_.steps - it->second.step <= limits_.max_age_steps) break;
+    if (it != skipped_.keys.end()) skipped_.keys.erase(it);
+    skipped_.order.pop_front();
+  }
+}
+
+Status DoubleRatchet::DhRatchet(State& s, const RatchetHeader& header) const {
+  s.pn = s.ns;
+  s.ns = 0;
+  s.nr = 0;
+  s.dhr = header.dh;
+  ++s.steps;
+  {
+    HAVEN_ASSIGN_OR_RETURN(SecureBuffer dh, crypto::X25519(s.dhs.private_key.view(), header.dh));
+    SecureBuffer rk;
+    HAVEN_RETURN_IF_ERROR(KdfRk(s.rk, dh.view(), &rk, &s.ckr));
+    s.rk = std::move(rk);
+  }
+  s.dhs = generate_();
+  HAVEN_ASSIGN_OR_RETURN(SecureBuffer dh, crypto::X25519(s.dhs.private_key.view(), header.dh));
+  SecureBuffer rk;
+  HAVEN_RETURN_IF_ERROR(KdfRk(s.rk, dh.view(), &rk, &s.cks));
+  s.rk = std::move(rk);
+  return Status::Ok();
+}
+
+Result<SecureBuffer> DoubleRatchet::Decrypt(ByteView message) {
+  if (message.size() < kMessageOverhead || message[0] != kMessageVersion) {
+    return Status::DataLoss("not a haven/1 ratchet message");
+  }
+  const auto header = RatchetHeader::Parse(message.subspan(1));
+  const ByteView prefix = message.first(1 + kHeaderLen);
+  const ByteView body = message.subspan(1 + kHeaderLen);
+  const Bytes ad = AeadAd(state_.ad, prefix);
+
+  auto open = [&](const SecureBuffer& mk) -> Result<SecureBuffer> {
+    HAVEN_ASSIGN_OR_RETURN(SecureBuffer material, MessageKeyMaterial(mk));
+    Bytes padded;
+    HAVEN_RETURN_IF_ERROR(crypto::AeadOpen(material.view().first(crypto::kAeadKeyLen),
+                                           material.view().subspan(crypto::kAeadKeyLen), ad,
+                                           body, &padded));
+    auto plain = Unpad(padded);
+    SecureZero(padded);
+    return plain;
+  };
+
+  // A key skipped earlier: used once, then gone (so a replay fails).
+  if (auto it = skipped_.keys.find({header->dh, header->n}); it != skipped_.keys.end()) {
+    HAVEN_ASSIGN_OR_RETURN(SecureBuffer plain, open(it->second.key));
+    skipped_.keys.erase(it);  // its entry in `order` is skipped over later
+    return plain;
+  }
+
+  // Everything else on a copy, committed only if the message authenticates.
+  State trial = state_.Clone();
+  FreshKeys fresh;
+  if (!trial.dhr || header->dh != *trial.dhr) {
+    HAVEN_RETURN_IF_ERROR(SkipMessageKeys(trial, header->pn, &fresh));
+    HAVEN_RETURN_IF_ERROR(DhRatchet(trial, *header));
+  }
+  if (header->n < trial.nr) return Status::DataLoss("message replayed or its key expired");
+  HAVEN_RETURN_IF_ERROR(SkipMessageKeys(trial, header->n, &fresh));
+  SecureBuffer mk = KdfCk(&trial.ckr);
+  ++trial.nr;
+  HAVEN_ASSIGN_OR_RETURN(SecureBuffer plain, open(mk));
+  state_ = std::move(trial);
+  Remember(std::move(fresh));
+  return plain;
+}
+
+SecureBuffer DoubleRatchet::Serialize() const {
+  // version 1 | dhs priv | dhr flag | dhr | rk | cks flag | cks | ckr flag | ckr |
+  // ns | nr | pn | steps(8) | ad len | ad | count | (dh, n, step(8), key)*
+  Bytes out;
+  auto put_key = [&out](const SecureBuffer& k) {
+    out.push_back(k.empty() ? 0 : 1);
+    if (!k.empty()) out.insert(out.end(), k.data(), k.data() + k.size());
+  };
+  auto put_u64 = [&out](std::uint64_t v) {
+    PutU32(static_cast<std::uint32_t>(v >> 32), &out);
+    PutU32(static_cast<std::uint32_t>(v), &out);
+  };
+  out.push_back(1);
+  out.insert(out.end(), state_.dhs.private_key.data(), state_.dhs.private_key.data() + kKeyLen);
+  out.push_back(state_.dhr ? 1 : 0);
+  if (state_.dhr) out.insert(out.end(), state_.dhr->begin(), state_.dhr->end());
+  put_key(state_.rk);
+  put_key(state_.cks);
+  put_key(state_.ckr);
+  PutU32(state_.ns, &out);
+  PutU32(state_.nr, &out);
+  PutU32(state_.pn, &out);
+  put_u64(state_.steps);
+  PutU32(static_cast<std::uint32_t>(state_.ad.size()), &out);
+  out.insert(out.end(), state_.ad.begin(), state_.ad.end());
+  std::vector<const std::pair<const SkippedKey, Skipped>*> live;
+  for (const SkippedKey& id : skipped_.order) {
+    auto it = skipped_.keys.find(id);
+    if (it != skipped_.keys.end()) live.push_back(&*it);
+  }
+  PutU32(static_cast<std::uint32_t>(live.size()), &out);
+  for (const auto* entry : live) {
+    const SkippedKey& id = entry->first;
+    const Skipped& sk = entry->second;
+    out.insert(out.end(), id.first.begin(), id.first.end());
+    PutU32(id.second, &out);
+    put_u64(sk.step);
+    out.insert(out.end(), sk.key.data(), sk.key.data() + kKeyLen);
+  }
+  SecureBuffer result = SecureBuffer::CopyOf(out);
+  SecureZero(out);
+  return result;
+}
+
+Result<DoubleRatchet> DoubleRatchet::Deserialize(ByteView in, RatchetLimits limits,
+                                                 KeyGenerator generate) {
+  const Status bad = Status::DataLoss("ratchet state malformed");
+  std::size_t pos = 0;
+  auto take = [&](std::size_t n) -> std::optional<ByteView> {
+    if (in.size() - pos < n) return std::nullopt;
+    ByteView v = in.subspan(pos, n);
+    pos += n;
+    return v;
+  };
+  auto u32 = [&]() -> std::optional<std::uint32_t> {
+    auto v = take(4);
+    return v ? std::optional<std::uint32_t>(GetU32(v->data())) : std::nullopt;
+  };
+  auto u64 = [&]() -> std::optional<std::uint64_t> {
+    auto hi = u32(), lo = u32();
+    if (!hi || !lo) return std::nullopt;
+    return (static_cast<std::uint64_t>(*hi) << 32) | *lo;
+  };
+  auto key = [&](SecureBuffer* out) -> bool {
+    auto flag = take(1);
+    if (!flag || (*flag)[0] > 1) return false;
+    if ((*flag)[0] == 0) return true;
+    auto k = take(kKeyLen);
+    if (!k) return false;
+    *out = SecureBuffer::CopyOf(*k);
+    return true;
+  };
+  State s;
+  auto version = take(1);
+  auto dhs = take(kKeyLen);
+  auto has_dhr = take(1);
+  if (!version || (*version)[0] != 1 || !dhs || !has_dhr || (*has_dhr)[0] > 1) return bad;
+  s.dhs = DhKeyPair::FromPrivate(*dhs);
+  if ((*has_dhr)[0] == 1) {
+    auto dhr = take(kKeyLen);
+    if (!dhr) return bad;
+    crypto::X25519Public pub{};
+    std::memcpy(pub.data(), dhr->data(), pub.size());
+    s.dhr = pub;
+  }
+  if (!key(&s.rk) || !key(&s.cks) || !key(&s.ckr) || s.rk.empty()) return bad;
+  auto ns = u32(), nr = u32(), pn = u32();
+  auto steps = u64();
+  auto ad_len = u32();
+  if (!ns || !nr || !pn || !steps || !ad_len) return bad;
+  s.ns = *ns;
+  s.nr = *nr;
+  s.pn = *pn;
+  s.steps = *steps;
+  auto ad = take(*ad_len);
+  auto count = u32();
+  if (!ad || !count || *count > limits.max_stored) return bad;
+  s.ad.assign(ad->begin(), ad->end());
+  SkippedStore store;
+  for (std::uint32_t i = 0; i < *count; ++i) {
+    auto dh = take(kKeyLen);
+    auto n = u32();
+    auto step = u64();
+    auto k = take(kKeyLen);
+    if (!dh || !n || !step || !k) return bad;
+    SkippedKey id{};
+    std::memcpy(id.first.data(), dh->data(), kKeyLen);
+    id.second = *n;
+    if (!store.keys.emplace(id, Skipped{SecureBuffer::CopyOf(*k), *step}).second) return bad;
+    store.order.push_back(id);
+  }
+  if (pos != in.size()) return bad;
+  DoubleRatchet r(std::move(s), limits, std::move(generate));
+  r.skipped_ = std::move(store);
+  return r;
+}
+
+}  // namespace haven::e2e
