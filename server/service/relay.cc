@@ -21,6 +21,27 @@ constexpr std::uint32_t kMaxPriority = 9;
 constexpr std::size_t kMaxInvitationCode = 64;
 constexpr std::size_t kMaxEphemeralBytes = 1024;
 constexpr int kMaxQueueListing = 500;
+constexpr int kSignedPrekey = 1;
+constexpr int kOneTimePrekey = 2;
+constexpr int kMaxOneTimePerPublish = 100;
+constexpr std::size_t kMaxOneTimePool = 500;
+constexpr std::size_t kPrekeysLowAt = 10;
+constexpr std::string_view kSignedPrekeyLabel = "haven/1 signed prekey";
+
+// Checks the signed prekey's Ed25519 signature with libsodium directly: the
+// server may verify, but links nothing that could decrypt.
+bool SignedPrekeyVerifies(const std::string& identity_key, const v1::SignedPrekey& spk) {
+  if (identity_key.size() != 64 || spk.public_key().size() != 32 ||
+      spk.signature().size() != crypto_sign_BYTES) {
+    return false;
+  }
+  std::string message(kSignedPrekeyLabel);
+  message += spk.public_key();
+  return crypto_sign_verify_detached(
+             reinterpret_cast<const unsigned char*>(spk.signature().data()),
+             reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+             reinterpret_cast<const unsigned char*>(identity_key.data()) + 32) == 0;
+}
 
 bool IsClosed(int state) {
   return state == v1::CONVERSATION_STATE_CLOSED_BY_SURVIVOR ||
@@ -85,6 +106,13 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     }
   };
 
+  // A counsellor's published X3DH keys (public only), as in the database.
+  struct Prekeys {
+    Bytes identity_key;
+    std::optional<PrekeyRecord> signed_prekey;
+    std::deque<PrekeyRecord> one_time;  // handed out oldest first
+  };
+
   struct PeerState {
     std::shared_ptr<Peer> peer;
     noise::PublicKey key{};
@@ -114,7 +142,18 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   }
 
   void Load(StoredState state) {
-    for (const CounsellorRecord& c : state.counsellors) counsellors_by_key[c.device_key] = c;
+    for (const CounsellorRecord& c : state.counsellors) {
+      counsellors_by_key[c.device_key] = c;
+      if (!c.identity_key.empty()) prekeys[c.id].identity_key = c.identity_key;
+    }
+    for (PrekeyRecord& p : state.prekeys) {
+      Prekeys& mine = prekeys[p.counsellor_id];
+      if (p.kind == kSignedPrekey) {
+        mine.signed_prekey = std::move(p);
+      } else {
+        mine.one_time.push_back(std::move(p));
+      }
+    }
     for (ConversationRecord& rec : state.conversations) {
       next_queue_position = std::max(next_queue_position, rec.queue_position + 1);
       Conversation conv;
@@ -362,6 +401,8 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       case v1::Request::kCloseConversation: return Close(ps, rid, r.close_conversation());
       case v1::Request::kSendEphemeral: return SendEphemeral(ps, rid, r.send_ephemeral());
       case v1::Request::kQuickExit: return QuickExit(ps, rid);
+      case v1::Request::kPublishPrekeys: return PublishPrekeys(ps, rid, r.publish_prekeys());
+      case v1::Request::kGetPrekeyBundle: return GetPrekeyBundle(ps, rid, r.get_prekey_bundle());
       default:
         return Fail(ps, rid, v1::ERROR_CODE_UNKNOWN_REQUEST, "unknown request kind");
     }
@@ -791,6 +832,107 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     ps.peer->Drop();
   }
 
+  void PublishPrekeys(PeerState& ps, std::uint64_t rid, const v1::PublishPrekeys& req) {
+    if (!IsCounsellor(ps)) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "only counsellors publish prekeys");
+    }
+    Prekeys& mine = prekeys[*ps.counsellor_id];
+    const std::string& identity = req.identity_key();
+    if (identity.size() != 64) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT, "identity_key is 64 bytes");
+    }
+    if (!mine.identity_key.empty() &&
+        !ConstantTimeEquals(mine.identity_key, AsBytes(identity))) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED,
+                  "this device's identity key is already fixed; enrol a new device to change it");
+    }
+    if (!req.has_signed_prekey() && !mine.signed_prekey) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT, "the first publication needs a signed prekey");
+    }
+    if (req.has_signed_prekey() && !SignedPrekeyVerifies(identity, req.signed_prekey())) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
+                  "signed_prekey does not verify under identity_key");
+    }
+    if (req.one_time_prekeys_size() > kMaxOneTimePerPublish ||
+        mine.one_time.size() + static_cast<std::size_t>(req.one_time_prekeys_size()) > kMaxOneTimePool) {
+      return Fail(ps, rid, v1::ERROR_CODE_LIMIT_REACHED,
+                  "at most 100 one-time prekeys at once and 500 in the pool");
+    }
+    std::vector<PrekeyRecord> one_time;
+    for (const v1::OneTimePrekey& k : req.one_time_prekeys()) {
+      if (k.public_key().size() != 32) {
+        return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT, "a prekey public key is 32 bytes");
+      }
+      one_time.push_back({*ps.counsellor_id, kOneTimePrekey, k.id(),
+                          Bytes(k.public_key().begin(), k.public_key().end()), {}});
+    }
+    std::optional<PrekeyRecord> spk;
+    if (req.has_signed_prekey()) {
+      const v1::SignedPrekey& k = req.signed_prekey();
+      spk = PrekeyRecord{*ps.counsellor_id, kSignedPrekey, k.id(),
+                         Bytes(k.public_key().begin(), k.public_key().end()),
+                         Bytes(k.signature().begin(), k.signature().end())};
+    }
+    // In memory at once; the answer waits for the commit.
+    mine.identity_key.assign(identity.begin(), identity.end());
+    if (spk) mine.signed_prekey = spk;
+    for (const PrekeyRecord& p : one_time) mine.one_time.push_back(p);
+    const auto available = static_cast<std::uint32_t>(mine.one_time.size());
+    Store([id = *ps.counsellor_id, identity_key = mine.identity_key, spk, one_time](ServerStore& s) {
+            return s.PublishPrekeys(id, identity_key, spk, one_time);
+          },
+          [peer = ps.peer, rid, available](Impl& self, const Status& st) {
+            auto it = self.peers.find(peer.get());
+            if (it == self.peers.end()) return;
+            if (!st.ok()) {
+              return Fail(it->second, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
+            }
+            v1::Response r;
+            r.mutable_prekeys_published()->set_one_time_prekeys_available(available);
+            Reply(it->second, rid, std::move(r));
+          });
+  }
+
+  void GetPrekeyBundle(PeerState& ps, std::uint64_t rid, const v1::GetPrekeyBundle& req) {
+    Conversation* c = Find(ps, rid, req.conversation_id());
+    if (!c) return;
+    if (IsCounsellor(ps) || !IsClaimed(c->rec.state)) {
+      return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE,
+                  "the survivor fetches the claiming counsellor's prekeys");
+    }
+    auto it = prekeys.find(*c->rec.counsellor_id);
+    if (it == prekeys.end() || it->second.identity_key.empty() || !it->second.signed_prekey) {
+      return Fail(ps, rid, v1::ERROR_CODE_PREKEYS_UNAVAILABLE,
+                  "the counsellor has not published prekeys yet; retry shortly");
+    }
+    Prekeys& theirs = it->second;
+    v1::Response r;
+    v1::PrekeyBundle* b = r.mutable_prekey_bundle();
+    b->set_identity_key(std::string(theirs.identity_key.begin(), theirs.identity_key.end()));
+    b->mutable_signed_prekey()->set_id(theirs.signed_prekey->key_id);
+    b->mutable_signed_prekey()->set_public_key(
+        std::string(theirs.signed_prekey->public_key.begin(), theirs.signed_prekey->public_key.end()));
+    b->mutable_signed_prekey()->set_signature(
+        std::string(theirs.signed_prekey->signature.begin(), theirs.signed_prekey->signature.end()));
+    if (!theirs.one_time.empty()) {
+      // Handed out once: gone from memory now, from the database next commit.
+      PrekeyRecord opk = std::move(theirs.one_time.front());
+      theirs.one_time.pop_front();
+      b->mutable_one_time_prekey()->set_id(opk.key_id);
+      b->mutable_one_time_prekey()->set_public_key(
+          std::string(opk.public_key.begin(), opk.public_key.end()));
+      Store([opk](ServerStore& s) { return s.DeletePrekey(opk.counsellor_id, opk.kind, opk.key_id); },
+            nullptr);
+      if (theirs.one_time.size() < kPrekeysLowAt) {
+        v1::Event e;
+        e.mutable_prekeys_low()->set_one_time_prekeys_available(
+            static_cast<std::uint32_t>(theirs.one_time.size()));
+        SendEvent(CounsellorPeer(*c), std::move(e));
+      }
+    }
+    Reply(ps, rid, std::move(r));
+  }
+
   // Writes a quick exit, retrying a failed write: a restart must never bring
   // the conversation or its envelopes back.
   void PersistQuickExit(const ConversationRecord& rec, int attempt) {
@@ -871,6 +1013,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   std::map<noise::PublicKey, std::shared_ptr<Peer>> survivors_online;
   std::map<CounsellorId, std::shared_ptr<Peer>> counsellors_online;
   std::map<noise::PublicKey, CounsellorRecord> counsellors_by_key;
+  std::map<CounsellorId, Prekeys> prekeys;
 };
 
 Relay::Relay(Post post, StorageWorker& storage, const Config& config, StoredState state,

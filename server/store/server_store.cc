@@ -49,6 +49,16 @@ const std::vector<std::string_view>& Migrations() {
       "  expires_day INTEGER NOT NULL,"
       "  PRIMARY KEY (conversation_id, seq)"
       ") WITHOUT ROWID;",
+      // 3: X3DH prekeys: public keys only.
+      "ALTER TABLE counsellors ADD COLUMN identity_key BLOB;"
+      "CREATE TABLE prekeys ("
+      "  counsellor_id BLOB NOT NULL REFERENCES counsellors(id) ON DELETE CASCADE,"
+      "  kind INTEGER NOT NULL,"
+      "  key_id INTEGER NOT NULL,"
+      "  public_key BLOB NOT NULL,"
+      "  signature BLOB,"
+      "  PRIMARY KEY (counsellor_id, kind, key_id)"
+      ") WITHOUT ROWID;",
   };
   return migrations;
 }
@@ -82,7 +92,8 @@ Result<std::unique_ptr<ServerStore>> ServerStore::Open(const std::string& path, 
 Result<StoredState> ServerStore::Load() {
   StoredState out;
   {
-    HAVEN_ASSIGN_OR_RETURN(auto stmt, db_->Prepare("SELECT id, device_key, role FROM counsellors"));
+    HAVEN_ASSIGN_OR_RETURN(auto stmt,
+                           db_->Prepare("SELECT id, device_key, role, identity_key FROM counsellors"));
     while (true) {
       HAVEN_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;
@@ -91,6 +102,7 @@ Result<StoredState> ServerStore::Load() {
         return Status::DataLoss("malformed counsellor row");
       }
       c.role = static_cast<int>(stmt.ColumnInt(2));
+      c.identity_key = stmt.ColumnBlob(3);
       out.counsellors.push_back(c);
     }
   }
@@ -140,7 +152,65 @@ Result<StoredState> ServerStore::Load() {
       out.envelopes.push_back(std::move(e));
     }
   }
+  {
+    HAVEN_ASSIGN_OR_RETURN(
+        auto stmt, db_->Prepare("SELECT counsellor_id, kind, key_id, public_key, signature FROM "
+                                "prekeys ORDER BY counsellor_id, kind, key_id"));
+    while (true) {
+      HAVEN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      PrekeyRecord p;
+      if (!CopyBlob(stmt.ColumnBlob(0), &p.counsellor_id)) return Status::DataLoss("malformed prekey row");
+      p.kind = static_cast<int>(stmt.ColumnInt(1));
+      p.key_id = static_cast<std::uint32_t>(stmt.ColumnInt(2));
+      p.public_key = stmt.ColumnBlob(3);
+      p.signature = stmt.ColumnBlob(4);
+      out.prekeys.push_back(std::move(p));
+    }
+  }
   return out;
+}
+
+Status ServerStore::PublishPrekeys(const CounsellorId& counsellor, ByteView identity_key,
+                                   const std::optional<PrekeyRecord>& signed_prekey,
+                                   const std::vector<PrekeyRecord>& one_time) {
+  if (!identity_key.empty()) {
+    HAVEN_ASSIGN_OR_RETURN(auto stmt,
+                           db_->Prepare("UPDATE counsellors SET identity_key = ? WHERE id = ?"));
+    HAVEN_RETURN_IF_ERROR(stmt.BindBlob(1, identity_key));
+    HAVEN_RETURN_IF_ERROR(stmt.BindBlob(2, counsellor));
+    HAVEN_RETURN_IF_ERROR(stmt.Step().status());
+  }
+  auto insert = [&](const PrekeyRecord& p) -> Status {
+    HAVEN_ASSIGN_OR_RETURN(auto stmt,
+                           db_->Prepare("INSERT OR REPLACE INTO prekeys (counsellor_id, kind, "
+                                        "key_id, public_key, signature) VALUES (?, ?, ?, ?, ?)"));
+    HAVEN_RETURN_IF_ERROR(stmt.BindBlob(1, counsellor));
+    HAVEN_RETURN_IF_ERROR(stmt.BindInt(2, p.kind));
+    HAVEN_RETURN_IF_ERROR(stmt.BindInt(3, p.key_id));
+    HAVEN_RETURN_IF_ERROR(stmt.BindBlob(4, p.public_key));
+    if (!p.signature.empty()) HAVEN_RETURN_IF_ERROR(stmt.BindBlob(5, p.signature));
+    return stmt.Step().status();
+  };
+  if (signed_prekey) {
+    HAVEN_ASSIGN_OR_RETURN(auto stmt,
+                           db_->Prepare("DELETE FROM prekeys WHERE counsellor_id = ? AND kind = 1"));
+    HAVEN_RETURN_IF_ERROR(stmt.BindBlob(1, counsellor));
+    HAVEN_RETURN_IF_ERROR(stmt.Step().status());
+    HAVEN_RETURN_IF_ERROR(insert(*signed_prekey));
+  }
+  for (const PrekeyRecord& p : one_time) HAVEN_RETURN_IF_ERROR(insert(p));
+  return Status::Ok();
+}
+
+Status ServerStore::DeletePrekey(const CounsellorId& counsellor, int kind, std::uint32_t key_id) {
+  HAVEN_ASSIGN_OR_RETURN(
+      auto stmt,
+      db_->Prepare("DELETE FROM prekeys WHERE counsellor_id = ? AND kind = ? AND key_id = ?"));
+  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(1, counsellor));
+  HAVEN_RETURN_IF_ERROR(stmt.BindInt(2, kind));
+  HAVEN_RETURN_IF_ERROR(stmt.BindInt(3, key_id));
+  return stmt.Step().status();
 }
 
 Status ServerStore::InsertConversation(const ConversationRecord& c) {

@@ -3,11 +3,12 @@
 //
 // Only these columns exist (a test checks the exact set):
 //   deployment(id, created_day, boot_epoch)
-//   counsellors(id, device_key, role)
+//   counsellors(id, device_key, role, identity_key)
 //   invitations(code_hash, role, expires_at)
 //   conversations(id, state, survivor_key, counsellor_id, language, priority,
 //                 queue_position, sealed_intake, closed_day)
 //   envelopes(conversation_id, seq, recipient, ciphertext, expires_day)
+//   prekeys(counsellor_id, kind, key_id, public_key, signature)
 // Times are day numbers (days since 1970-01-01) except an invitation's
 // expiry, which is in seconds; nothing records when a message was sent.
 //
@@ -36,6 +37,16 @@ struct CounsellorRecord {
   CounsellorId id{};
   noise::PublicKey device_key{};
   int role = 0;  // haven.v1.Role
+  Bytes identity_key;  // end-to-end identity, once published (64 bytes)
+};
+
+// kind: 1 signed prekey (one per counsellor), 2 one-time prekey.
+struct PrekeyRecord {
+  CounsellorId counsellor_id{};
+  int kind = 0;
+  std::uint32_t key_id = 0;
+  Bytes public_key;
+  Bytes signature;  // signed prekeys only
 };
 
 struct ConversationRecord {
@@ -62,6 +73,7 @@ struct StoredState {
   std::vector<CounsellorRecord> counsellors;
   std::vector<ConversationRecord> conversations;
   std::vector<EnvelopeRecord> envelopes;  // ordered by conversation, then seq
+  std::vector<PrekeyRecord> prekeys;      // ordered by counsellor, kind, key id
 };
 
 struct RetentionResult {
@@ -105,6 +117,13 @@ class ServerStore {
   Status DeleteEnvelope(const ConversationId& id, std::uint64_t seq);
   // Deletes every envelope queued for the survivor of a conversation.
   Status DeleteEnvelopesFor(const ConversationId& id, Side recipient);
+
+  // Sets the identity (if given), replaces the signed prekey (if given) and
+  // adds one-time prekeys, in one savepoint of the caller's batch.
+  Status PublishPrekeys(const CounsellorId& counsellor, ByteView identity_key,
+                        const std::optional<PrekeyRecord>& signed_prekey,
+                        const std::vector<PrekeyRecord>& one_time);
+  Status DeletePrekey(const CounsellorId& counsellor, int kind, std::uint32_t key_id);
 
   Status CreateInvitation(ByteView code_hash, int role, std::int64_t expires_at);
   // Consumes a valid invitation and registers `device_key` as a counsellor

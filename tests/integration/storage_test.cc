@@ -271,7 +271,9 @@ TEST_F(StorageTest, SchemaIsExactlyDesignSectionFive) {
   for (const Column& c : *columns) actual[c.table].insert(c.name);
   const Schema expected = {
       {"deployment", {"id", "created_day", "boot_epoch"}},
-      {"counsellors", {"id", "device_key", "role"}},
+      // design.md section 5: counsellor accounts: id, public keys, role, prekeys.
+      {"counsellors", {"id", "device_key", "role", "identity_key"}},
+      {"prekeys", {"counsellor_id", "kind", "key_id", "public_key", "signature"}},
       {"invitations", {"code_hash", "role", "expires_at"}},
       {"conversations",
        {"id", "state", "survivor_key", "counsellor_id", "language", "priority", "queue_position",
