@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <array>
 #include <cstring>
 
 namespace haven::e2e {
@@ -31,24 +32,37 @@ Status KdfRk(const SecureBuffer& rk, ByteView dh_out, SecureBuffer* new_rk, Secu
   return Status::Ok();
 }
 
-// KDF_CK: the message key, and the chain key advanced in place.
-SecureBuffer KdfCk(SecureBuffer* ck) {
+// KDF_CK in place: the message key into `mk`, and the chain key advanced.
+// Per-message keys live on the stack and are zeroed by their owners.
+using Key = std::array<std::uint8_t, kKeyLen>;
+void KdfCkInPlace(MutableByteView ck, Key* mk) {
   static constexpr std::uint8_t kMessage = 0x01, kChain = 0x02;
-  const crypto::Sha256 mk = crypto::HmacSha256(ck->view(), ByteView(&kMessage, 1));
-  crypto::Sha256 next = crypto::HmacSha256(ck->view(), ByteView(&kChain, 1));
-  std::memcpy(ck->data(), next.data(), kKeyLen);
-  SecureBuffer out = SecureBuffer::CopyOf(mk);
+  *mk = crypto::HmacSha256(ck, ByteView(&kMessage, 1));
+  crypto::Sha256 next = crypto::HmacSha256(ck, ByteView(&kChain, 1));
+  std::memcpy(ck.data(), next.data(), kKeyLen);
   sodium_memzero(next.data(), next.size());
-  crypto::Sha256 wipe = mk;
-  sodium_memzero(wipe.data(), wipe.size());
+}
+
+SecureBuffer KdfCk(SecureBuffer* ck) {
+  Key mk{};
+  KdfCkInPlace(ck->mutable_view(), &mk);
+  SecureBuffer out = SecureBuffer::CopyOf(mk);
+  sodium_memzero(mk.data(), mk.size());
   return out;
 }
 
-// AEAD key and nonce from a message key: a key is used exactly once.
-Result<SecureBuffer> MessageKeyMaterial(const SecureBuffer& mk) {
-  return crypto::HkdfSha256(mk.view(), {}, AsBytes(kMessageInfo),
-                            crypto::kAeadKeyLen + crypto::kXNonceLen);
+// AEAD key (32) and nonce (24) from a message key: a key is used exactly once.
+using Material = std::array<std::uint8_t, crypto::kAeadKeyLen + crypto::kXNonceLen>;
+Status MessageKeyMaterial(ByteView mk, Material* out) {
+  return crypto::HkdfSha256Into(mk, {}, AsBytes(kMessageInfo), *out);
 }
+
+// Wipes stack secrets when leaving a scope, whatever the path.
+template <std::size_t N>
+struct Wipe {
+  std::array<std::uint8_t, N>& a;
+  ~Wipe() { sodium_memzero(a.data(), a.size()); }
+};
 
 Bytes AeadAd(const Bytes& session_ad, ByteView version_and_header) {
   Bytes ad = session_ad;
@@ -95,15 +109,15 @@ std::optional<RatchetHeader> RatchetHeader::Parse(ByteView in) {
   return h;
 }
 
-SecureBuffer Pad(ByteView plaintext) {
+Bytes Pad(ByteView plaintext) {
   const std::size_t body = 4 + plaintext.size();
   const std::size_t padded = (body + kPadBucket - 1) / kPadBucket * kPadBucket;
-  SecureBuffer out(padded);  // zeroed
+  Bytes out(padded, 0);
   const auto len = static_cast<std::uint32_t>(plaintext.size());
-  out.data()[0] = static_cast<std::uint8_t>(len >> 24);
-  out.data()[1] = static_cast<std::uint8_t>(len >> 16);
-  out.data()[2] = static_cast<std::uint8_t>(len >> 8);
-  out.data()[3] = static_cast<std::uint8_t>(len);
+  out[0] = static_cast<std::uint8_t>(len >> 24);
+  out[1] = static_cast<std::uint8_t>(len >> 16);
+  out[2] = static_cast<std::uint8_t>(len >> 8);
+  out[3] = static_cast<std::uint8_t>(len);
   if (!plaintext.empty()) std::memcpy(out.data() + 4, plaintext.data(), plaintext.size());
   return out;
 }
@@ -164,18 +178,24 @@ Result<Bytes> DoubleRatchet::Encrypt(ByteView plaintext) {
   if (state_.cks.empty()) {
     return Status::FailedPrecondition("no sending chain yet: the responder speaks after hearing");
   }
-  SecureBuffer mk = KdfCk(&state_.cks);
+  Key mk{};
+  Wipe<kKeyLen> wipe_mk{mk};
+  KdfCkInPlace(state_.cks.mutable_view(), &mk);
   RatchetHeader header{state_.dhs.public_key, state_.pn, state_.ns};
   ++state_.ns;
   Bytes out;
   out.push_back(kMessageVersion);
   header.AppendTo(&out);
   const Bytes ad = AeadAd(state_.ad, ByteView(out));
-  HAVEN_ASSIGN_OR_RETURN(SecureBuffer material, MessageKeyMaterial(mk));
-  const SecureBuffer padded = Pad(plaintext);
-  HAVEN_RETURN_IF_ERROR(crypto::AeadSeal(material.view().first(crypto::kAeadKeyLen),
-                                         material.view().subspan(crypto::kAeadKeyLen), ad,
-                                         padded.view(), &out));
+  Material material{};
+  Wipe<material.size()> wipe_material{material};
+  HAVEN_RETURN_IF_ERROR(MessageKeyMaterial(mk, &material));
+  Bytes padded = Pad(plaintext);
+  const Status st = crypto::AeadSeal(ByteView(material).first(crypto::kAeadKeyLen),
+                                     ByteView(material).subspan(crypto::kAeadKeyLen), ad, padded,
+                                     &out);
+  SecureZero(padded);  // plaintext is zeroed before release
+  if (!st.ok()) return st;
   return out;
 }
 
@@ -236,12 +256,15 @@ Result<SecureBuffer> DoubleRatchet::Decrypt(ByteView message) {
   const ByteView body = message.subspan(1 + kHeaderLen);
   const Bytes ad = AeadAd(state_.ad, prefix);
 
-  auto open = [&](const SecureBuffer& mk) -> Result<SecureBuffer> {
-    HAVEN_ASSIGN_OR_RETURN(SecureBuffer material, MessageKeyMaterial(mk));
+  auto open = [&](ByteView mk) -> Result<SecureBuffer> {
+    Material material{};
+    Wipe<material.size()> wipe_material{material};
+    HAVEN_RETURN_IF_ERROR(MessageKeyMaterial(mk, &material));
     Bytes padded;
-    HAVEN_RETURN_IF_ERROR(crypto::AeadOpen(material.view().first(crypto::kAeadKeyLen),
-                                           material.view().subspan(crypto::kAeadKeyLen), ad,
-                                           body, &padded));
+    padded.reserve(body.size());
+    Status st = crypto::AeadOpen(ByteView(material).first(crypto::kAeadKeyLen),
+                                 ByteView(material).subspan(crypto::kAeadKeyLen), ad, body, &padded);
+    if (!st.ok()) return st;
     auto plain = Unpad(padded);
     SecureZero(padded);
     return plain;
@@ -249,23 +272,45 @@ Result<SecureBuffer> DoubleRatchet::Decrypt(ByteView message) {
 
   // A key skipped earlier: used once, then gone (so a replay fails).
   if (auto it = skipped_.keys.find({header->dh, header->n}); it != skipped_.keys.end()) {
-    HAVEN_ASSIGN_OR_RETURN(SecureBuffer plain, open(it->second.key));
+    HAVEN_ASSIGN_OR_RETURN(SecureBuffer plain, open(it->second.key.view()));
     skipped_.keys.erase(it);  // its entry in `order` is skipped over later
     return plain;
   }
 
-  // Everything else on a copy, committed only if the message authenticates.
+  const bool same_chain = state_.dhr && header->dh == *state_.dhr && !state_.ckr.empty();
+  if (same_chain) {
+    // The common case: no DH step. Work on a stack copy of the chain key and
+    // commit it only if the message authenticates.
+    if (header->n < state_.nr) return Status::DataLoss("message replayed or its key expired");
+    if (header->n - state_.nr > limits_.max_skip) {
+      return Status::ResourceExhausted("too many skipped messages in one chain");
+    }
+    Key ck{}, mk{};
+    Wipe<kKeyLen> wipe_ck{ck}, wipe_mk{mk};
+    std::memcpy(ck.data(), state_.ckr.data(), kKeyLen);
+    FreshKeys fresh;
+    for (std::uint32_t n = state_.nr; n < header->n; ++n) {
+      KdfCkInPlace(ck, &mk);
+      fresh.emplace_back(SkippedKey{header->dh, n}, Skipped{SecureBuffer::CopyOf(mk), state_.steps});
+    }
+    KdfCkInPlace(ck, &mk);
+    HAVEN_ASSIGN_OR_RETURN(SecureBuffer plain, open(mk));
+    std::memcpy(state_.ckr.data(), ck.data(), kKeyLen);
+    state_.nr = header->n + 1;
+    Remember(std::move(fresh));
+    return plain;
+  }
+
+  // A new ratchet key from the peer: the DH step runs on a copy, committed
+  // only if the message authenticates.
   State trial = state_.Clone();
   FreshKeys fresh;
-  if (!trial.dhr || header->dh != *trial.dhr) {
-    HAVEN_RETURN_IF_ERROR(SkipMessageKeys(trial, header->pn, &fresh));
-    HAVEN_RETURN_IF_ERROR(DhRatchet(trial, *header));
-  }
-  if (header->n < trial.nr) return Status::DataLoss("message replayed or its key expired");
+  HAVEN_RETURN_IF_ERROR(SkipMessageKeys(trial, header->pn, &fresh));
+  HAVEN_RETURN_IF_ERROR(DhRatchet(trial, *header));
   HAVEN_RETURN_IF_ERROR(SkipMessageKeys(trial, header->n, &fresh));
   SecureBuffer mk = KdfCk(&trial.ckr);
   ++trial.nr;
-  HAVEN_ASSIGN_OR_RETURN(SecureBuffer plain, open(mk));
+  HAVEN_ASSIGN_OR_RETURN(SecureBuffer plain, open(mk.view()));
   state_ = std::move(trial);
   Remember(std::move(fresh));
   return plain;

@@ -128,8 +128,9 @@ class DoubleRatchet {
   KeyGenerator generate_;
 };
 
-// Padding of plaintext to the 256-byte buckets (exposed for tests).
-SecureBuffer Pad(ByteView plaintext);
+// Padding of plaintext to the 256-byte buckets (exposed for tests). The
+// caller zeroes the padded copy after use.
+Bytes Pad(ByteView plaintext);
 Result<SecureBuffer> Unpad(ByteView padded);
 
 }  // namespace haven::e2e

@@ -17,18 +17,14 @@ Sha256 HmacSha256(ByteView key, ByteView message) {
   return out;
 }
 
-Result<SecureBuffer> HkdfSha256(ByteView ikm, ByteView salt, ByteView info, std::size_t length) {
+Status HkdfSha256Into(ByteView ikm, ByteView salt, ByteView info, MutableByteView out) {
+  const std::size_t length = out.size();
   if (length == 0 || length > kHkdfMaxOutput) {
     return Status::InvalidArgument("HKDF-SHA256 output must be 1..8160 bytes");
   }
   static constexpr std::array<std::uint8_t, kSha256Len> kZeroSalt{};
-  SecureBuffer prk(kSha256Len);
-  {
-    const Sha256 p = HmacSha256(salt.empty() ? ByteView(kZeroSalt) : salt, ikm);
-    std::memcpy(prk.data(), p.data(), p.size());
-  }
-  SecureBuffer okm(length);
-  SecureBuffer block(kSha256Len);
+  Sha256 prk = HmacSha256(salt.empty() ? ByteView(kZeroSalt) : salt, ikm);
+  Sha256 block{};
   std::size_t done = 0;
   for (std::uint8_t counter = 1; done < length; ++counter) {
     crypto_auth_hmacsha256_state state;
@@ -39,9 +35,20 @@ Result<SecureBuffer> HkdfSha256(ByteView ikm, ByteView salt, ByteView info, std:
     crypto_auth_hmacsha256_final(&state, block.data());
     sodium_memzero(&state, sizeof state);
     const std::size_t take = std::min(kSha256Len, length - done);
-    std::memcpy(okm.data() + done, block.data(), take);
+    std::memcpy(out.data() + done, block.data(), take);
     done += take;
   }
+  sodium_memzero(prk.data(), prk.size());
+  sodium_memzero(block.data(), block.size());
+  return Status::Ok();
+}
+
+Result<SecureBuffer> HkdfSha256(ByteView ikm, ByteView salt, ByteView info, std::size_t length) {
+  if (length == 0 || length > kHkdfMaxOutput) {
+    return Status::InvalidArgument("HKDF-SHA256 output must be 1..8160 bytes");
+  }
+  SecureBuffer okm(length);
+  HAVEN_RETURN_IF_ERROR(HkdfSha256Into(ikm, salt, info, okm.mutable_view()));
   return okm;
 }
 

@@ -40,6 +40,9 @@ Sha256 HmacSha256(ByteView key, ByteView message);
 // expand to `length` bytes with `info`. InvalidArgument if length is 0 or
 // above 8160 (255 blocks).
 Result<SecureBuffer> HkdfSha256(ByteView ikm, ByteView salt, ByteView info, std::size_t length);
+// The same into caller memory (out.size() bytes), for hot paths that keep
+// short-lived keys on the stack and zero them themselves.
+Status HkdfSha256Into(ByteView ikm, ByteView salt, ByteView info, MutableByteView out);
 
 // XChaCha20-Poly1305 (IETF). Appends ciphertext||tag to `out`.
 Status AeadSeal(ByteView key, ByteView nonce, ByteView ad, ByteView plaintext, Bytes* out);
