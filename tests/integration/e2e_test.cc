@@ -201,6 +201,13 @@ TEST_F(E2eTest, PrekeysAreCheckedHandedOutOnceAndReportedLow) {
   auto low = counsellor->WaitEvent([](const v1::Event& e) { return e.has_prekeys_low(); });
   ASSERT_TRUE(low.has_value());
   EXPECT_LT(low->prekeys_low().one_time_prekeys_available(), 10u);
+  // Rotation: a new signed prekey replaces the old one in every later bundle.
+  device.spk = e2e::SignedPrekey::Make(device.identity, 2);
+  ASSERT_TRUE(counsellor->Ask(device.Publish(400, 5))->has_prekeys_published());
+  auto rotated = survivor->Ask(get);
+  ASSERT_TRUE(rotated.ok() && rotated->has_prekey_bundle());
+  EXPECT_EQ(rotated->prekey_bundle().signed_prekey().id(), 2u);
+  EXPECT_EQ(rotated->prekey_bundle().signed_prekey().public_key(), Str(device.spk.key.public_key));
   // Nobody else's conversation.
   auto outsider = Survivor();
   EXPECT_EQ(RelayClient::ErrorOf(outsider->Ask(get)), v1::ERROR_CODE_NOT_FOUND);
