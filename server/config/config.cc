@@ -140,7 +140,7 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin) 
   HAVEN_RETURN_IF_ERROR(r.Integer("limits", "idle_timeout_s", 2, 86400, &l.idle_timeout_s));
   HAVEN_RETURN_IF_ERROR(r.Integer("limits", "shutdown_grace_ms", 0, 60000, &l.shutdown_grace_ms));
   RelayLimits& rl = c.relay;
-  HAVEN_RETURN_IF_ERROR(r.Integer("relay", "max_envelope_bytes", 256, 60000, &rl.max_envelope_bytes));
+  HAVEN_RETURN_IF_ERROR(r.Integer("relay", "max_envelope_bytes", 1024, 60000, &rl.max_envelope_bytes));
   HAVEN_RETURN_IF_ERROR(
       r.Integer("relay", "max_queued_envelopes", 1, 100000, &rl.max_queued_envelopes));
   HAVEN_RETURN_IF_ERROR(r.Integer("relay", "max_open_conversations_per_survivor", 1, 100,

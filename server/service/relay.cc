@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <set>
 #include <vector>
 
 #include "log.h"
@@ -859,9 +860,15 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
                   "at most 100 one-time prekeys at once and 500 in the pool");
     }
     std::vector<PrekeyRecord> one_time;
+    std::set<std::uint32_t> ids;
+    for (const PrekeyRecord& p : mine.one_time) ids.insert(p.key_id);
     for (const v1::OneTimePrekey& k : req.one_time_prekeys()) {
       if (k.public_key().size() != 32) {
         return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT, "a prekey public key is 32 bytes");
+      }
+      if (!ids.insert(k.id()).second) {
+        return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
+                    "one-time prekey ids must be new (this id is in the pool or repeated)");
       }
       one_time.push_back({*ps.counsellor_id, kOneTimePrekey, k.id(),
                           Bytes(k.public_key().begin(), k.public_key().end()), {}});
@@ -873,19 +880,32 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
                          Bytes(k.public_key().begin(), k.public_key().end()),
                          Bytes(k.signature().begin(), k.signature().end())};
     }
-    // In memory at once; the answer waits for the commit.
+    // In memory at once (so bundles can use them); undone if the write fails.
+    const bool had_identity = !mine.identity_key.empty();
+    const std::optional<PrekeyRecord> previous_spk = mine.signed_prekey;
     mine.identity_key.assign(identity.begin(), identity.end());
     if (spk) mine.signed_prekey = spk;
     for (const PrekeyRecord& p : one_time) mine.one_time.push_back(p);
     const auto available = static_cast<std::uint32_t>(mine.one_time.size());
+    std::set<std::uint32_t> fresh_ids;
+    for (const PrekeyRecord& p : one_time) fresh_ids.insert(p.key_id);
     Store([id = *ps.counsellor_id, identity_key = mine.identity_key, spk, one_time](ServerStore& s) {
             return s.PublishPrekeys(id, identity_key, spk, one_time);
           },
-          [peer = ps.peer, rid, available](Impl& self, const Status& st) {
+          [peer = ps.peer, rid, available, counsellor = *ps.counsellor_id, had_identity,
+           previous_spk, fresh_ids](Impl& self, const Status& st) {
+            if (!st.ok()) {
+              Prekeys& keys = self.prekeys[counsellor];
+              if (!had_identity) keys.identity_key.clear();
+              keys.signed_prekey = previous_spk;
+              std::erase_if(keys.one_time,
+                            [&](const PrekeyRecord& p) { return fresh_ids.count(p.key_id) > 0; });
+            }
             auto it = self.peers.find(peer.get());
             if (it == self.peers.end()) return;
             if (!st.ok()) {
-              return Fail(it->second, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
+              return Fail(it->second, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE,
+                          "could not store; nothing was published; retry");
             }
             v1::Response r;
             r.mutable_prekeys_published()->set_one_time_prekeys_available(available);
@@ -921,8 +941,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       b->mutable_one_time_prekey()->set_id(opk.key_id);
       b->mutable_one_time_prekey()->set_public_key(
           std::string(opk.public_key.begin(), opk.public_key.end()));
-      Store([opk](ServerStore& s) { return s.DeletePrekey(opk.counsellor_id, opk.kind, opk.key_id); },
-            nullptr);
+      ForgetPrekey(opk, 0);
       if (theirs.one_time.size() < kPrekeysLowAt) {
         v1::Event e;
         e.mutable_prekeys_low()->set_one_time_prekeys_available(
@@ -931,6 +950,15 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       }
     }
     Reply(ps, rid, std::move(r));
+  }
+
+  // Deletes a handed-out one-time prekey, retrying: after a restart it must
+  // not be handed out again.
+  void ForgetPrekey(const PrekeyRecord& opk, int attempt) {
+    Store([opk](ServerStore& s) { return s.DeletePrekey(opk.counsellor_id, opk.kind, opk.key_id); },
+          [opk, attempt](Impl& self, const Status& st) {
+            if (!st.ok() && attempt < 5) self.ForgetPrekey(opk, attempt + 1);
+          });
   }
 
   // Writes a quick exit, retrying a failed write: a restart must never bring

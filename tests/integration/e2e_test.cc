@@ -183,6 +183,9 @@ TEST_F(E2eTest, PrekeysAreCheckedHandedOutOnceAndReportedLow) {
   EXPECT_EQ(RelayClient::ErrorOf(survivor->Ask(get)), v1::ERROR_CODE_PREKEYS_UNAVAILABLE);
 
   ASSERT_TRUE(counsellor->Ask(device.Publish(200, 11))->has_prekeys_published());
+  // Ids already in the pool are refused (the pool and the database stay in step).
+  EXPECT_EQ(RelayClient::ErrorOf(counsellor->Ask(device.Publish(205, 1))),
+            v1::ERROR_CODE_INVALID_ARGUMENT);
   // Another identity for the same device is refused.
   CounsellorDevice impostor;
   EXPECT_EQ(RelayClient::ErrorOf(counsellor->Ask(impostor.Publish(300, 1))),

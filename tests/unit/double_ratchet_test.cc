@@ -269,7 +269,7 @@ TEST(DoubleRatchet, KnownAnswer) {
   auto m2 = bob->Encrypt(AsBytes("kat reply"));
   ASSERT_TRUE(m2.ok());
   const std::string h1 = ToHex(*m1), h2 = ToHex(*m2);
-  // First 73 bytes: version, header, and the first 16 bytes of ciphertext.
+  // First 73 bytes: version (1), header (40) and the first 32 bytes of ciphertext.
   EXPECT_EQ(h1.substr(0, 146),
             "0179a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a0000000000000000"
             "5792633c1a869e46de9ec1e3e15eec4779856b1591be9314f64f1ff6ff5da184");
