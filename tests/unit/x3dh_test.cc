@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sodium.h>
+
 #include <regex>
 
 namespace haven::e2e {
@@ -101,6 +103,64 @@ TEST(SafetyNumber, KnownAnswer) {
   // Computed independently (Python hashlib) from the construction in x3dh.h.
   EXPECT_EQ(SafetyNumber(a, b),
             "27904 66472 40568 57611 92937 41306 99784 44154 33005 44025 66704 89856");
+}
+
+// docs/protocol.md 18.4: fixed keys in, exact bytes out (the vector there was
+// computed by an independent implementation).
+SecureBuffer ByteRun(std::uint8_t start) {
+  SecureBuffer b(32);
+  for (std::size_t i = 0; i < 32; ++i) b.data()[i] = static_cast<std::uint8_t>(start + i);
+  return b;
+}
+
+IdentityKey FixedIdentity(std::uint8_t dh_start, std::uint8_t seed_start) {
+  IdentityKey id{DhKeyPair::FromPrivate(ByteRun(dh_start).view()), {}};
+  id.signing.secret = SecureBuffer(crypto::kEd25519SecretLen);
+  crypto_sign_seed_keypair(id.signing.public_key.data(), id.signing.secret.data(),
+                           ByteRun(seed_start).data());
+  return id;
+}
+
+TEST(X3dh, KnownAnswerFromTheSpecification) {
+  const IdentityKey alice = FixedIdentity(0x00, 0x20);
+  const IdentityKey bob = FixedIdentity(0x60, 0x80);
+  EXPECT_EQ(ToHex(alice.signing.public_key),
+            "29acbae141bccaf0b22e1a94d34d0bc7361e526d0bfe12c89794bc9322966dd7");
+  SignedPrekey spk;
+  spk.id = 7;
+  spk.key = DhKeyPair::FromPrivate(ByteRun(0xa0).view());
+  Bytes to_sign = {'h', 'a', 'v', 'e', 'n', '/', '1', ' ', 's', 'i', 'g', 'n', 'e', 'd', ' ',
+                   'p', 'r', 'e', 'k', 'e', 'y'};
+  to_sign.insert(to_sign.end(), spk.key.public_key.begin(), spk.key.public_key.end());
+  spk.signature = crypto::Sign(bob.signing, to_sign);
+  EXPECT_EQ(ToHex(spk.signature),
+            "6e0ab93dbb15f88525ec1191c574b14f96e4b66e2a3a9e55d03ffa671e67d68d"
+            "54e375aa7b90b7590ad5b938621905a66652ae7b4e8ab8a64cd4e61971fd2208");
+  const OneTimePrekey opk{42, DhKeyPair::FromPrivate(ByteRun(0xc0).view())};
+  PrekeyBundle bundle;
+  bundle.identity = bob.public_key();
+  bundle.signed_prekey_id = 7;
+  bundle.signed_prekey = spk.key.public_key;
+  bundle.signature = spk.signature;
+  auto ephemeral = [] { return DhKeyPair::FromPrivate(ByteRun(0x40).view()); };
+
+  bundle.one_time_prekey = std::pair{opk.id, opk.key.public_key};
+  auto with = InitiateX3dh(alice, bundle, ephemeral);
+  ASSERT_TRUE(with.ok());
+  EXPECT_EQ(ToHex(with->secrets.shared_secret.view()),
+            "3545c9a744b6884dbf9bb0327a98ffc3ff3324ba5045fe01e7baf9996f8e39a4");
+  EXPECT_EQ(ToHex(with->message.Encode()).substr(128),
+            "79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a00000007010000002a");
+  auto resp = RespondX3dh(bob, spk, &opk, with->message);
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(ToHex(resp->shared_secret.view()), ToHex(with->secrets.shared_secret.view()));
+
+  bundle.one_time_prekey.reset();
+  auto without = InitiateX3dh(alice, bundle, ephemeral);
+  ASSERT_TRUE(without.ok());
+  EXPECT_EQ(ToHex(without->secrets.shared_secret.view()),
+            "876db9e3ff23ca68efbceca15af1e41b89c0679ba4be4433ac42e3087f25fa5e");
+  EXPECT_EQ(without->secrets.associated_data.size(), 135u);
 }
 
 TEST(E2eSession, X3dhThenRatchetedMessagesBothWays) {
