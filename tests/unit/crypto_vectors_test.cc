@@ -27,127 +27,103 @@ struct Tally {
 
 json Load(const std::filesystem::path& path) { return json::parse(testing::ReadFile(path)); }
 
-TEST(Wycheproof, HmacSha256) {
-  HAVEN_REQUIRE_VECTOR_FILE(path, "wycheproof/hmac_sha256_test.json");
-  const json doc = Load(path);
+// Calls fn(group, test, result) for every case of a Wycheproof file, counts
+// them, prints the tally and checks it against the file's numberOfTests.
+template <typename Fn>
+Tally ForEachCase(const json& doc, const char* name, Fn fn) {
   Tally tally;
   for (const json& group : doc.at("testGroups")) {
-    const std::size_t tag_bytes = group.at("tagSize").get<std::size_t>() / 8;
     for (const json& t : group.at("tests")) {
       const std::string result = t.at("result");
       tally.Count(result);
-      const Sha256 mac = HmacSha256(Hex(t, "key"), Hex(t, "msg"));
-      const Bytes expected = Hex(t, "tag");
-      const bool match = expected.size() == tag_bytes &&
-                         ConstantTimeEquals(ByteView(mac).first(tag_bytes), expected);
-      EXPECT_EQ(match, result == "valid") << "tcId " << t.at("tcId");
+      SCOPED_TRACE("tcId " + std::to_string(t.at("tcId").get<int>()));
+      fn(group, t, result);
     }
   }
-  tally.Print("hmac_sha256");
+  tally.Print(name);
   EXPECT_EQ(tally.total(), doc.at("numberOfTests").get<int>());
+  return tally;
+}
+
+TEST(Wycheproof, HmacSha256) {
+  HAVEN_REQUIRE_VECTOR_FILE(path, "wycheproof/hmac_sha256_test.json");
+  ForEachCase(Load(path), "hmac_sha256", [](const json& group, const json& t, const std::string& result) {
+    const std::size_t tag_bytes = group.at("tagSize").get<std::size_t>() / 8;
+    const Sha256 mac = HmacSha256(Hex(t, "key"), Hex(t, "msg"));
+    const Bytes expected = Hex(t, "tag");
+    const bool match = expected.size() == tag_bytes &&
+                       ConstantTimeEquals(ByteView(mac).first(tag_bytes), expected);
+    EXPECT_EQ(match, result == "valid");
+  });
 }
 
 TEST(Wycheproof, HkdfSha256) {
   HAVEN_REQUIRE_VECTOR_FILE(path, "wycheproof/hkdf_sha256_test.json");
-  const json doc = Load(path);
-  Tally tally;
-  for (const json& group : doc.at("testGroups")) {
-    for (const json& t : group.at("tests")) {
-      const std::string result = t.at("result");
-      tally.Count(result);
-      auto okm = HkdfSha256(Hex(t, "ikm"), Hex(t, "salt"), Hex(t, "info"),
-                            t.at("size").get<std::size_t>());
-      if (result == "valid") {
-        ASSERT_TRUE(okm.ok()) << "tcId " << t.at("tcId") << ": " << okm.status().ToString();
-        EXPECT_EQ(ToHex(okm->view()), t.at("okm").get<std::string>()) << "tcId " << t.at("tcId");
-      } else {
-        EXPECT_FALSE(okm.ok()) << "tcId " << t.at("tcId");
-      }
+  ForEachCase(Load(path), "hkdf_sha256", [](const json&, const json& t, const std::string& result) {
+    auto okm = HkdfSha256(Hex(t, "ikm"), Hex(t, "salt"), Hex(t, "info"), t.at("size").get<std::size_t>());
+    if (result == "valid") {
+      ASSERT_TRUE(okm.ok()) << okm.status().ToString();
+      EXPECT_EQ(ToHex(okm->view()), t.at("okm").get<std::string>());
+    } else {
+      EXPECT_FALSE(okm.ok());
     }
-  }
-  tally.Print("hkdf_sha256");
-  EXPECT_EQ(tally.total(), doc.at("numberOfTests").get<int>());
+  });
 }
 
 TEST(Wycheproof, XChaCha20Poly1305) {
   HAVEN_REQUIRE_VECTOR_FILE(path, "wycheproof/xchacha20_poly1305_test.json");
-  const json doc = Load(path);
-  Tally tally;
-  for (const json& group : doc.at("testGroups")) {
-    for (const json& t : group.at("tests")) {
-      const std::string result = t.at("result");
-      tally.Count(result);
-      const Bytes key = Hex(t, "key"), iv = Hex(t, "iv"), aad = Hex(t, "aad"), msg = Hex(t, "msg");
-      Bytes ct = Hex(t, "ct");
-      const Bytes tag = Hex(t, "tag");
-      ct.insert(ct.end(), tag.begin(), tag.end());
-      Bytes opened;
-      const Status open = AeadOpen(key, iv, aad, ct, &opened);
-      if (result == "valid") {
-        ASSERT_TRUE(open.ok()) << "tcId " << t.at("tcId") << ": " << open.ToString();
-        EXPECT_EQ(opened, msg) << "tcId " << t.at("tcId");
-        Bytes sealed;
-        ASSERT_TRUE(AeadSeal(key, iv, aad, msg, &sealed).ok());
-        EXPECT_EQ(sealed, ct) << "tcId " << t.at("tcId");
-      } else {
-        EXPECT_FALSE(open.ok()) << "tcId " << t.at("tcId");
-        EXPECT_TRUE(opened.empty());
-      }
+  ForEachCase(Load(path), "xchacha20_poly1305", [](const json&, const json& t, const std::string& result) {
+    const Bytes key = Hex(t, "key"), iv = Hex(t, "iv"), aad = Hex(t, "aad"), msg = Hex(t, "msg");
+    Bytes ct = Hex(t, "ct");
+    const Bytes tag = Hex(t, "tag");
+    ct.insert(ct.end(), tag.begin(), tag.end());
+    Bytes opened;
+    const Status open = AeadOpen(key, iv, aad, ct, &opened);
+    if (result == "valid") {
+      ASSERT_TRUE(open.ok()) << open.ToString();
+      EXPECT_EQ(opened, msg);
+      Bytes sealed;
+      ASSERT_TRUE(AeadSeal(key, iv, aad, msg, &sealed).ok());
+      EXPECT_EQ(sealed, ct);
+    } else {
+      EXPECT_FALSE(open.ok());
+      EXPECT_TRUE(opened.empty());
     }
-  }
-  tally.Print("xchacha20_poly1305");
-  EXPECT_EQ(tally.total(), doc.at("numberOfTests").get<int>());
+  });
 }
 
 TEST(Wycheproof, X25519) {
   HAVEN_REQUIRE_VECTOR_FILE(path, "wycheproof/x25519_test.json");
-  const json doc = Load(path);
-  Tally tally;
   int rejected_acceptable = 0;
-  for (const json& group : doc.at("testGroups")) {
-    for (const json& t : group.at("tests")) {
-      const std::string result = t.at("result");
-      tally.Count(result);
-      auto shared = X25519(Hex(t, "private"), Hex(t, "public"));
-      const std::string expected = t.at("shared");
-      if (result == "valid") {
-        ASSERT_TRUE(shared.ok()) << "tcId " << t.at("tcId");
-        EXPECT_EQ(ToHex(shared->view()), expected) << "tcId " << t.at("tcId");
-      } else if (result == "acceptable") {
-        // Either refused (we refuse all-zero secrets from low-order points)
-        // or computed correctly; never a wrong value.
-        if (shared.ok()) {
-          EXPECT_EQ(ToHex(shared->view()), expected) << "tcId " << t.at("tcId");
-        } else {
-          ++rejected_acceptable;
-          EXPECT_EQ(expected, std::string(64, '0')) << "tcId " << t.at("tcId");
-        }
+  ForEachCase(Load(path), "x25519", [&](const json&, const json& t, const std::string& result) {
+    auto shared = X25519(Hex(t, "private"), Hex(t, "public"));
+    const std::string expected = t.at("shared");
+    if (result == "valid") {
+      ASSERT_TRUE(shared.ok());
+      EXPECT_EQ(ToHex(shared->view()), expected);
+    } else if (result == "acceptable") {
+      // Either refused (we refuse all-zero secrets from low-order points)
+      // or computed correctly; never a wrong value.
+      if (shared.ok()) {
+        EXPECT_EQ(ToHex(shared->view()), expected);
       } else {
-        EXPECT_FALSE(shared.ok()) << "tcId " << t.at("tcId");
+        ++rejected_acceptable;
+        EXPECT_EQ(expected, std::string(64, '0'));
       }
+    } else {
+      EXPECT_FALSE(shared.ok());
     }
-  }
-  tally.Print("x25519");
+  });
   std::printf("[ wycheproof ] x25519: %d acceptable cases refused (all-zero shared secret)\n",
               rejected_acceptable);
-  EXPECT_EQ(tally.total(), doc.at("numberOfTests").get<int>());
 }
 
 TEST(Wycheproof, Ed25519) {
   HAVEN_REQUIRE_VECTOR_FILE(path, "wycheproof/ed25519_test.json");
-  const json doc = Load(path);
-  Tally tally;
-  for (const json& group : doc.at("testGroups")) {
+  ForEachCase(Load(path), "ed25519", [](const json& group, const json& t, const std::string& result) {
     const Bytes pk = FromHex(group.at("publicKey").at("pk").get<std::string>()).value();
-    for (const json& t : group.at("tests")) {
-      const std::string result = t.at("result");
-      tally.Count(result);
-      EXPECT_EQ(Verify(pk, Hex(t, "msg"), Hex(t, "sig")), result == "valid")
-          << "tcId " << t.at("tcId") << " " << t.at("comment");
-    }
-  }
-  tally.Print("ed25519");
-  EXPECT_EQ(tally.total(), doc.at("numberOfTests").get<int>());
+    EXPECT_EQ(Verify(pk, Hex(t, "msg"), Hex(t, "sig")), result == "valid") << t.at("comment");
+  });
 }
 
 TEST(Crypto, SealedBoxOpensOnlyWithTheRecipientKey) {
