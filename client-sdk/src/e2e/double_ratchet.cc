@@ -12,15 +12,6 @@ constexpr std::string_view kRootInfo = "haven/1 ratchet root";
 constexpr std::string_view kMessageInfo = "haven/1 message";
 constexpr std::size_t kKeyLen = 32;
 
-void PutU32(std::uint32_t v, Bytes* out) {
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<std::uint8_t>(v >> shift));
-}
-
-std::uint32_t GetU32(const std::uint8_t* p) {
-  return (static_cast<std::uint32_t>(p[0]) << 24) | (static_cast<std::uint32_t>(p[1]) << 16) |
-         (static_cast<std::uint32_t>(p[2]) << 8) | p[3];
-}
-
 SecureBuffer Copy(const SecureBuffer& b) { return SecureBuffer::CopyOf(b.view()); }
 
 // KDF_RK: (root key, chain key) from the old root key and a DH output.
@@ -96,16 +87,16 @@ DhKeyPair DhKeyPair::Clone() const {
 
 void RatchetHeader::AppendTo(Bytes* out) const {
   out->insert(out->end(), dh.begin(), dh.end());
-  PutU32(pn, out);
-  PutU32(n, out);
+  AppendBigEndian32(pn, out);
+  AppendBigEndian32(n, out);
 }
 
 std::optional<RatchetHeader> RatchetHeader::Parse(ByteView in) {
   if (in.size() < kHeaderLen) return std::nullopt;
   RatchetHeader h;
   std::memcpy(h.dh.data(), in.data(), h.dh.size());
-  h.pn = GetU32(in.data() + 32);
-  h.n = GetU32(in.data() + 36);
+  h.pn = LoadBigEndian32(in.data() + 32);
+  h.n = LoadBigEndian32(in.data() + 36);
   return h;
 }
 
@@ -113,11 +104,7 @@ Bytes Pad(ByteView plaintext) {
   const std::size_t body = 4 + plaintext.size();
   const std::size_t padded = (body + kPadBucket - 1) / kPadBucket * kPadBucket;
   Bytes out(padded, 0);
-  const auto len = static_cast<std::uint32_t>(plaintext.size());
-  out[0] = static_cast<std::uint8_t>(len >> 24);
-  out[1] = static_cast<std::uint8_t>(len >> 16);
-  out[2] = static_cast<std::uint8_t>(len >> 8);
-  out[3] = static_cast<std::uint8_t>(len);
+  StoreBigEndian32(static_cast<std::uint32_t>(plaintext.size()), out.data());
   if (!plaintext.empty()) std::memcpy(out.data() + 4, plaintext.data(), plaintext.size());
   return out;
 }
@@ -126,7 +113,7 @@ Result<SecureBuffer> Unpad(ByteView padded) {
   if (padded.size() < 4 || padded.size() % kPadBucket != 0) {
     return Status::DataLoss("padding malformed");
   }
-  const std::uint32_t len = GetU32(padded.data());
+  const std::uint32_t len = LoadBigEndian32(padded.data());
   if (len > padded.size() - 4) return Status::DataLoss("padding malformed");
   return SecureBuffer::CopyOf(padded.subspan(4, len));
 }
@@ -325,8 +312,8 @@ SecureBuffer DoubleRatchet::Serialize() const {
     if (!k.empty()) out.insert(out.end(), k.data(), k.data() + k.size());
   };
   auto put_u64 = [&out](std::uint64_t v) {
-    PutU32(static_cast<std::uint32_t>(v >> 32), &out);
-    PutU32(static_cast<std::uint32_t>(v), &out);
+    AppendBigEndian32(static_cast<std::uint32_t>(v >> 32), &out);
+    AppendBigEndian32(static_cast<std::uint32_t>(v), &out);
   };
   out.push_back(1);
   out.insert(out.end(), state_.dhs.private_key.data(), state_.dhs.private_key.data() + kKeyLen);
@@ -335,23 +322,23 @@ SecureBuffer DoubleRatchet::Serialize() const {
   put_key(state_.rk);
   put_key(state_.cks);
   put_key(state_.ckr);
-  PutU32(state_.ns, &out);
-  PutU32(state_.nr, &out);
-  PutU32(state_.pn, &out);
+  AppendBigEndian32(state_.ns, &out);
+  AppendBigEndian32(state_.nr, &out);
+  AppendBigEndian32(state_.pn, &out);
   put_u64(state_.steps);
-  PutU32(static_cast<std::uint32_t>(state_.ad.size()), &out);
+  AppendBigEndian32(static_cast<std::uint32_t>(state_.ad.size()), &out);
   out.insert(out.end(), state_.ad.begin(), state_.ad.end());
   std::vector<const std::pair<const SkippedKey, Skipped>*> live;
   for (const SkippedKey& id : skipped_.order) {
     auto it = skipped_.keys.find(id);
     if (it != skipped_.keys.end()) live.push_back(&*it);
   }
-  PutU32(static_cast<std::uint32_t>(live.size()), &out);
+  AppendBigEndian32(static_cast<std::uint32_t>(live.size()), &out);
   for (const auto* entry : live) {
     const SkippedKey& id = entry->first;
     const Skipped& sk = entry->second;
     out.insert(out.end(), id.first.begin(), id.first.end());
-    PutU32(id.second, &out);
+    AppendBigEndian32(id.second, &out);
     put_u64(sk.step);
     out.insert(out.end(), sk.key.data(), sk.key.data() + kKeyLen);
   }
@@ -372,7 +359,7 @@ Result<DoubleRatchet> DoubleRatchet::Deserialize(ByteView in, RatchetLimits limi
   };
   auto u32 = [&]() -> std::optional<std::uint32_t> {
     auto v = take(4);
-    return v ? std::optional<std::uint32_t>(GetU32(v->data())) : std::nullopt;
+    return v ? std::optional<std::uint32_t>(LoadBigEndian32(v->data())) : std::nullopt;
   };
   auto u64 = [&]() -> std::optional<std::uint64_t> {
     auto hi = u32(), lo = u32();

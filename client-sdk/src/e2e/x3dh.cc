@@ -20,15 +20,6 @@ Bytes SignedPrekeyMessage(const crypto::X25519Public& key) {
   return m;
 }
 
-void PutU32(std::uint32_t v, Bytes* out) {
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<std::uint8_t>(v >> shift));
-}
-
-std::uint32_t GetU32(const std::uint8_t* p) {
-  return (static_cast<std::uint32_t>(p[0]) << 24) | (static_cast<std::uint32_t>(p[1]) << 16) |
-         (static_cast<std::uint32_t>(p[2]) << 8) | p[3];
-}
-
 Result<SecureBuffer> DeriveSk(std::initializer_list<const SecureBuffer*> dhs) {
   Bytes ikm(32, 0xff);
   for (const SecureBuffer* dh : dhs) ikm.insert(ikm.end(), dh->data(), dh->data() + dh->size());
@@ -102,9 +93,9 @@ SignedPrekey SignedPrekey::Make(const IdentityKey& identity, std::uint32_t id) {
 Bytes InitialMessage::Encode() const {
   Bytes out = initiator.Encode();
   out.insert(out.end(), ephemeral.begin(), ephemeral.end());
-  PutU32(signed_prekey_id, &out);
+  AppendBigEndian32(signed_prekey_id, &out);
   out.push_back(one_time_prekey_id ? 1 : 0);
-  if (one_time_prekey_id) PutU32(*one_time_prekey_id, &out);
+  if (one_time_prekey_id) AppendBigEndian32(*one_time_prekey_id, &out);
   return out;
 }
 
@@ -115,10 +106,10 @@ std::optional<InitialMessage> InitialMessage::Decode(ByteView in) {
   if (!id) return std::nullopt;
   m.initiator = *id;
   std::memcpy(m.ephemeral.data(), in.data() + 64, 32);
-  m.signed_prekey_id = GetU32(in.data() + 96);
+  m.signed_prekey_id = LoadBigEndian32(in.data() + 96);
   const std::uint8_t flag = in[100];
   if (flag > 1 || (flag == 1) != (in.size() == 105)) return std::nullopt;
-  if (flag == 1) m.one_time_prekey_id = GetU32(in.data() + 101);
+  if (flag == 1) m.one_time_prekey_id = LoadBigEndian32(in.data() + 101);
   return m;
 }
 

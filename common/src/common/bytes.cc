@@ -14,14 +14,17 @@ int HexValue(char c) {
 
 }  // namespace
 
-std::string ToHex(ByteView data) {
+void EncodeHexInto(ByteView data, char* out) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(data.size() * 2);
   for (std::uint8_t b : data) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 0x0f]);
+    *out++ = kDigits[b >> 4];
+    *out++ = kDigits[b & 0x0f];
   }
+}
+
+std::string ToHex(ByteView data) {
+  std::string out(data.size() * 2, '\0');
+  EncodeHexInto(data, out.data());
   return out;
 }
 

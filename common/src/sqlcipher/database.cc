@@ -24,11 +24,8 @@ SecureBuffer KeyPragma(std::string_view verb, ByteView raw_key) {
   put(kPrefix);
   put(verb);
   put(kMiddle);
-  static constexpr char kDigits[] = "0123456789abcdef";
-  for (std::uint8_t b : raw_key) {
-    *p++ = kDigits[b >> 4];
-    *p++ = kDigits[b & 0x0f];
-  }
+  EncodeHexInto(raw_key, p);
+  p += raw_key.size() * 2;
   put(kSuffix);
   *p = '\0';
   return sql;

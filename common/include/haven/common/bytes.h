@@ -30,6 +30,10 @@ std::optional<Bytes> FromHex(std::string_view hex);
 // heap copy, so it is suitable for secrets. False on any malformed input.
 bool DecodeHexInto(std::string_view hex, MutableByteView out);
 
+// Writes the 2 * data.size() lower-case hex digits of `data` to `out` (no
+// terminator, no heap copy): the counterpart of DecodeHexInto, for secrets.
+void EncodeHexInto(ByteView data, char* out);
+
 // Constant-time equality (sodium_memcmp). False when sizes differ.
 bool ConstantTimeEquals(ByteView a, ByteView b);
 
@@ -39,6 +43,18 @@ inline void StoreBigEndian16(std::uint16_t v, std::uint8_t* out) {
 }
 inline std::uint16_t LoadBigEndian16(const std::uint8_t* in) {
   return static_cast<std::uint16_t>((in[0] << 8) | in[1]);
+}
+inline void StoreBigEndian32(std::uint32_t v, std::uint8_t* out) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
+}
+inline std::uint32_t LoadBigEndian32(const std::uint8_t* in) {
+  return (static_cast<std::uint32_t>(in[0]) << 24) | (static_cast<std::uint32_t>(in[1]) << 16) |
+         (static_cast<std::uint32_t>(in[2]) << 8) | in[3];
+}
+inline void AppendBigEndian32(std::uint32_t v, Bytes* out) {
+  std::uint8_t b[4];
+  StoreBigEndian32(v, b);
+  out->insert(out->end(), b, b + 4);
 }
 
 }  // namespace haven
