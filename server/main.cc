@@ -1,6 +1,7 @@
 // havend: the Haven relay server.
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <string>
 
@@ -9,6 +10,7 @@
 #include "config/config.h"
 #include "config/deployment.h"
 #include "haven/common/bytes.h"
+#include "haven/common/secure_memory.h"
 #include "log.h"
 #include "net/server.h"
 #include "store/server_store.h"
@@ -59,7 +61,12 @@ int main(int argc, char** argv) {
   auto deployment = LoadDeployment(config, config.data_dir, options);
   // The key must not linger in the environment, where child processes and
   // /proc/<pid>/environ would see it.
-  if (options.database_key_hex != nullptr) ::unsetenv("HAVEN_DB_KEY");
+  if (options.database_key_hex != nullptr) {
+    // unsetenv() drops the entry but leaves its bytes in memory: wipe them.
+    char* hex = std::getenv("HAVEN_DB_KEY");
+    SecureZero({reinterpret_cast<std::uint8_t*>(hex), std::strlen(hex)});
+    ::unsetenv("HAVEN_DB_KEY");
+  }
   if (!deployment.ok()) return Fail(deployment.status());
   auto lock = DataDirLock::Acquire(deployment->data_dir, "havend");
   if (!lock.ok()) return Fail(lock.status());

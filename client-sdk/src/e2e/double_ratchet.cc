@@ -307,6 +307,9 @@ SecureBuffer DoubleRatchet::Serialize() const {
   // version 1 | dhs priv | dhr flag | dhr | rk | cks flag | cks | ckr flag | ckr |
   // ns | nr | pn | steps(8) | ad len | ad | count | (dh, n, step(8), key)*
   Bytes out;
+  // Reserved up front: a reallocation would leave copies of the keys in
+  // freed memory. The bound covers every field below.
+  out.reserve(256 + state_.ad.size() + skipped_.order.size() * (kKeyLen + 4 + 8 + kKeyLen));
   auto put_key = [&out](const SecureBuffer& k) {
     out.push_back(k.empty() ? 0 : 1);
     if (!k.empty()) out.insert(out.end(), k.data(), k.data() + k.size());

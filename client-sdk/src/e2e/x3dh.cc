@@ -21,7 +21,9 @@ Bytes SignedPrekeyMessage(const crypto::X25519Public& key) {
 }
 
 Result<SecureBuffer> DeriveSk(std::initializer_list<const SecureBuffer*> dhs) {
-  Bytes ikm(32, 0xff);
+  Bytes ikm;
+  ikm.reserve(32 + 32 * dhs.size());  // no reallocation: no stray copies of DH outputs
+  ikm.assign(32, 0xff);
   for (const SecureBuffer* dh : dhs) ikm.insert(ikm.end(), dh->data(), dh->data() + dh->size());
   auto sk = crypto::HkdfSha256(ikm, {}, AsBytes(kX3dhInfo), 32);
   SecureZero(ikm);
