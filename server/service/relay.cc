@@ -120,6 +120,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     v1::Role role = v1::ROLE_SURVIVOR;
     std::optional<CounsellorId> counsellor_id;
     TokenBucket requests;
+    std::size_t in_flight = 0;  // envelopes pushed to it and not yet acknowledged
   };
 
   Impl(Post p, StorageWorker& s, const Config& config, std::uint32_t epoch, NowSeconds n)
@@ -250,32 +251,24 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     SendEvent(peer, std::move(e));
   }
 
-  // Envelopes pushed to `peer` and not yet acknowledged, over all its
-  // conversations: the delivery window is per connection, so a counsellor
-  // with many conversations cannot overflow its send queue on reconnect.
-  std::size_t InFlight(const Peer* peer) const {
-    std::size_t n = 0;
-    for (const auto& [id, c] : conversations) {
-      for (Side side : {Side::kSurvivor, Side::kCounsellor}) {
-        if (RecipientPeer(c, side).get() != peer) continue;
-        const auto& box = side == Side::kSurvivor ? c.to_survivor : c.to_counsellor;
-        for (const Envelope& e : box) {
-          if (!e.delivered) break;  // delivered ones are a prefix of the outbox
-          ++n;
-        }
-      }
-    }
-    return n;
+  // The state of a connected peer; null once it has gone.
+  PeerState* Live(const std::shared_ptr<Peer>& peer) {
+    if (!peer) return nullptr;
+    auto it = peers.find(peer.get());
+    return it == peers.end() ? nullptr : &it->second;
   }
 
-  // Pushes undelivered envelopes to the recipient, within its window.
+  // Pushes undelivered envelopes to the recipient, within its window. The
+  // window is per connection, across all its conversations (counted on its
+  // PeerState), so a counsellor with many conversations cannot overflow its
+  // send queue when it reconnects.
   void Pump(Conversation& c, Side side) {
     auto peer = RecipientPeer(c, side);
-    if (!peer) return;
-    std::size_t in_flight = InFlight(peer.get());
+    PeerState* ps = Live(peer);
+    if (!ps) return;
     for (Envelope& e : c.outbox(side)) {
       if (e.delivered) continue;
-      if (in_flight >= limits.delivery_window) break;
+      if (ps->in_flight >= limits.delivery_window) break;
       v1::Event ev;
       v1::EnvelopeDelivery* d = ev.mutable_envelope();
       d->set_conversation_id(IdBytes(c.rec.id));
@@ -283,8 +276,15 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       d->set_ciphertext(std::string(e.ciphertext.begin(), e.ciphertext.end()));
       SendEvent(peer, std::move(ev));
       e.delivered = true;
-      ++in_flight;
+      ++ps->in_flight;
     }
+  }
+
+  // A delivered envelope leaving its outbox without an acknowledgement
+  // (expiry, a failed write, quick exit) gives its window slot back.
+  void Forget(const Conversation& c, Side side, const Envelope& e) {
+    if (!e.delivered) return;
+    if (PeerState* ps = Live(RecipientPeer(c, side)); ps && ps->in_flight > 0) --ps->in_flight;
   }
 
   // Pumps every conversation in which `ps` is the recipient.
@@ -382,9 +382,9 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   // --- Requests ---------------------------------------------------------
 
   void OnRequest(const std::shared_ptr<Peer>& peer, const v1::Frame& frame) {
-    auto it = peers.find(peer.get());
-    if (it == peers.end()) return;  // already disconnected
-    PeerState& ps = it->second;
+    PeerState* live = Live(peer);
+    if (!live) return;  // already disconnected
+    PeerState& ps = *live;
     const std::uint64_t rid = frame.request_id();
     // Quick exit is never refused, however fast the client has been.
     if (ps.role == v1::ROLE_SURVIVOR && !frame.request().has_quick_exit() && !ps.requests.Take()) {
@@ -481,24 +481,22 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
 
   void OnRedeemed(const std::shared_ptr<Peer>& peer, std::uint64_t rid, const Status& st,
                   const std::optional<CounsellorRecord>& record) {
-    auto it = peers.find(peer.get());
+    PeerState* live = Live(peer);
     if (!st.ok()) {
-      if (it != peers.end()) {
-        Fail(it->second, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
-      }
+      if (live) Fail(*live, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
       return;
     }
     if (!record) {
-      if (it != peers.end()) {
-        Fail(it->second, rid, v1::ERROR_CODE_INVITATION_INVALID,
+      if (live) {
+        Fail(*live, rid, v1::ERROR_CODE_INVITATION_INVALID,
              "invitation unknown, already used or expired");
       }
       return;
     }
     counsellors_by_key[record->device_key] = *record;
     LogInfo("a counsellor device was enrolled");
-    if (it == peers.end()) return;  // it gets its role on the next connection
-    PeerState& ps = it->second;
+    if (!live) return;  // it gets its role on the next connection
+    PeerState& ps = *live;
     auto slot = survivors_online.find(ps.key);
     if (slot != survivors_online.end() && slot->second == peer) survivors_online.erase(slot);
     ps.role = static_cast<v1::Role>(record->role);
@@ -547,19 +545,17 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     auto cit = conversations.find(id);
     if (cit == conversations.end()) return;
     Conversation& c = cit->second;
-    auto pit = peers.find(peer.get());
+    PeerState* ps = Live(peer);
     if (!st.ok()) {
       conversations.erase(cit);
-      if (pit != peers.end()) {
-        Fail(pit->second, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
-      }
+      if (ps) Fail(*ps, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
       return;
     }
     c.persisted = true;
-    if (pit != peers.end()) {
+    if (ps) {
       v1::Response r;
       *r.mutable_conversation_opened()->mutable_conversation() = Summary(c);
-      Reply(pit->second, rid, std::move(r));
+      Reply(*ps, rid, std::move(r));
     }
     if (c.rec.state == v1::CONVERSATION_STATE_QUEUED) {
       BroadcastQueue(v1::QueueChanged::KIND_NEW, c);
@@ -623,19 +619,17 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     auto cit = conversations.find(id);
     if (cit == conversations.end()) return;
     Conversation& c = cit->second;
-    auto pit = peers.find(peer.get());
+    PeerState* ps = Live(peer);
     if (!st.ok()) {
       c.rec.state = v1::CONVERSATION_STATE_QUEUED;
       c.rec.counsellor_id.reset();
-      if (pit != peers.end()) {
-        Fail(pit->second, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
-      }
+      if (ps) Fail(*ps, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
       return;
     }
-    if (pit != peers.end()) {
+    if (ps) {
       v1::Response r;
       *r.mutable_conversation_claimed()->mutable_conversation() = Summary(c);
-      Reply(pit->second, rid, std::move(r));
+      Reply(*ps, rid, std::move(r));
     }
     NotifyChanged(SurvivorPeer(c), c);
     BroadcastQueue(v1::QueueChanged::KIND_CLAIMED, c);
@@ -708,6 +702,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
                                 "could not store the envelope; nothing was kept; resend it"));
       }
     }
+    Forget(cit->second, to, *e);
     box.erase(e);
   }
 
@@ -716,10 +711,14 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     if (!c) return;
     const Side mine = IsCounsellor(ps) ? Side::kCounsellor : Side::kSurvivor;
     std::deque<Envelope>& box = c->outbox(mine);
-    // Only what was delivered on this connection can be acknowledged.
-    while (!box.empty() && box.front().seq <= req.up_to_seq() && box.front().delivered) {
+    // Only what was delivered on this connection can be acknowledged: a
+    // connection since replaced by a newer one acknowledges nothing.
+    const bool current = RecipientPeer(*c, mine) == ps.peer;
+    while (current && !box.empty() && box.front().seq <= req.up_to_seq() &&
+           box.front().delivered) {
       Envelope e = std::move(box.front());
       box.pop_front();
+      --ps.in_flight;
       Acknowledged(*c, e);
     }
     Done(ps, rid);
@@ -759,16 +758,14 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     auto cit = conversations.find(id);
     if (cit == conversations.end()) return;
     Conversation& c = cit->second;
-    auto pit = peers.find(peer.get());
+    PeerState* ps = Live(peer);
     if (!st.ok()) {
       c.rec.state = before;
       c.rec.closed_day.reset();
-      if (pit != peers.end()) {
-        Fail(pit->second, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
-      }
+      if (ps) Fail(*ps, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
       return;
     }
-    if (pit != peers.end()) Done(pit->second, rid);
+    if (ps) Done(*ps, rid);
     if (before == v1::CONVERSATION_STATE_QUEUED) {
       BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, c);
     }
@@ -809,8 +806,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       if (IsClosed(c.rec.state)) {
         // Already over, but what still waits for the survivor goes too.
         if (c.to_survivor.empty()) continue;
-        for (Envelope& e : c.to_survivor) e.ticket.TryCancel();
-        c.to_survivor.clear();
+        DropOutbox(c, Side::kSurvivor);
         Store([id = c.rec.id](ServerStore& s) { return s.DeleteEnvelopesFor(id, Side::kSurvivor); },
               nullptr);
         continue;
@@ -818,8 +814,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       const int before = c.rec.state;
       c.rec.state = v1::CONVERSATION_STATE_SURVIVOR_LEFT_QUICKLY;
       c.rec.closed_day = today;
-      for (Envelope& e : c.to_survivor) e.ticket.TryCancel();  // unwritten ones never will be
-      c.to_survivor.clear();
+      DropOutbox(c, Side::kSurvivor);
       PersistQuickExit(c.rec, 0);
       if (before == v1::CONVERSATION_STATE_QUEUED) {
         BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, c);
@@ -901,15 +896,15 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
               std::erase_if(keys.one_time,
                             [&](const PrekeyRecord& p) { return fresh_ids.count(p.key_id) > 0; });
             }
-            auto it = self.peers.find(peer.get());
-            if (it == self.peers.end()) return;
+            PeerState* live = self.Live(peer);
+            if (!live) return;
             if (!st.ok()) {
-              return Fail(it->second, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE,
+              return Fail(*live, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE,
                           "could not store; nothing was published; retry");
             }
             v1::Response r;
             r.mutable_prekeys_published()->set_one_time_prekeys_available(available);
-            Reply(it->second, rid, std::move(r));
+            Reply(*live, rid, std::move(r));
           });
   }
 
@@ -952,6 +947,16 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     Reply(ps, rid, std::move(r));
   }
 
+  // Empties an outbox: unwritten envelopes never will be, delivered ones
+  // give their window slot back. (The database side is the caller's.)
+  void DropOutbox(Conversation& c, Side side) {
+    for (Envelope& e : c.outbox(side)) {
+      e.ticket.TryCancel();
+      Forget(c, side, e);
+    }
+    c.outbox(side).clear();
+  }
+
   // Deletes a handed-out one-time prekey, retrying: after a restart it must
   // not be handed out again.
   void ForgetPrekey(const PrekeyRecord& opk, int attempt) {
@@ -984,14 +989,15 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     const std::int64_t today = DayNumber(t);
     for (auto it = conversations.begin(); it != conversations.end();) {
       Conversation& c = it->second;
-      for (Side side : {Side::kSurvivor, Side::kCounsellor}) {
-        auto& box = c.outbox(side);
-        box.erase(std::remove_if(box.begin(), box.end(),
-                                 [today](const Envelope& e) { return e.expires_day < today; }),
-                  box.end());
-      }
       const bool purge = c.rec.closed_day &&
                          *c.rec.closed_day <= today - retention.closed_conversation_days;
+      for (Side side : {Side::kSurvivor, Side::kCounsellor}) {
+        std::erase_if(c.outbox(side), [&](const Envelope& e) {
+          if (!purge && e.expires_day >= today) return false;
+          Forget(c, side, e);
+          return true;
+        });
+      }
       it = purge ? conversations.erase(it) : std::next(it);
     }
     RetentionPolicy policy{static_cast<std::int64_t>(retention.closed_conversation_days)};
