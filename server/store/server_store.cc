@@ -205,70 +205,72 @@ Status ServerStore::PublishPrekeys(const CounsellorId& counsellor, ByteView iden
 
 Status ServerStore::DeletePrekey(const CounsellorId& counsellor, int kind, std::uint32_t key_id) {
   HAVEN_ASSIGN_OR_RETURN(
-      auto stmt,
-      db_->Prepare("DELETE FROM prekeys WHERE counsellor_id = ? AND kind = ? AND key_id = ?"));
-  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(1, counsellor));
-  HAVEN_RETURN_IF_ERROR(stmt.BindInt(2, kind));
-  HAVEN_RETURN_IF_ERROR(stmt.BindInt(3, key_id));
-  return stmt.Step().status();
+      sqlcipher::Statement* stmt,
+      db_->Cached("DELETE FROM prekeys WHERE counsellor_id = ? AND kind = ? AND key_id = ?"));
+  HAVEN_RETURN_IF_ERROR(stmt->BindBlob(1, counsellor));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(2, kind));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(3, key_id));
+  return stmt->Step().status();
 }
 
 Status ServerStore::InsertConversation(const ConversationRecord& c) {
   HAVEN_ASSIGN_OR_RETURN(
-      auto stmt, db_->Prepare("INSERT INTO conversations (id, state, survivor_key, counsellor_id, "
-                              "language, priority, queue_position, sealed_intake, closed_day) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(1, c.id));
-  HAVEN_RETURN_IF_ERROR(stmt.BindInt(2, c.state));
-  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(3, c.survivor_key));
-  if (c.counsellor_id) HAVEN_RETURN_IF_ERROR(stmt.BindBlob(4, *c.counsellor_id));
-  HAVEN_RETURN_IF_ERROR(stmt.BindText(5, c.language));
-  HAVEN_RETURN_IF_ERROR(stmt.BindInt(6, c.priority));
-  HAVEN_RETURN_IF_ERROR(stmt.BindInt(7, static_cast<std::int64_t>(c.queue_position)));
-  if (!c.sealed_intake.empty()) HAVEN_RETURN_IF_ERROR(stmt.BindBlob(8, c.sealed_intake));
-  if (c.closed_day) HAVEN_RETURN_IF_ERROR(stmt.BindInt(9, *c.closed_day));
-  return stmt.Step().status();
+      sqlcipher::Statement* stmt,
+      db_->Cached("INSERT INTO conversations (id, state, survivor_key, counsellor_id, "
+                  "language, priority, queue_position, sealed_intake, closed_day) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  HAVEN_RETURN_IF_ERROR(stmt->BindBlob(1, c.id));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(2, c.state));
+  HAVEN_RETURN_IF_ERROR(stmt->BindBlob(3, c.survivor_key));
+  if (c.counsellor_id) HAVEN_RETURN_IF_ERROR(stmt->BindBlob(4, *c.counsellor_id));
+  HAVEN_RETURN_IF_ERROR(stmt->BindText(5, c.language));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(6, c.priority));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(7, static_cast<std::int64_t>(c.queue_position)));
+  if (!c.sealed_intake.empty()) HAVEN_RETURN_IF_ERROR(stmt->BindBlob(8, c.sealed_intake));
+  if (c.closed_day) HAVEN_RETURN_IF_ERROR(stmt->BindInt(9, *c.closed_day));
+  return stmt->Step().status();
 }
 
 Status ServerStore::UpdateConversation(const ConversationId& id, int state,
                                        const std::optional<CounsellorId>& counsellor,
                                        std::optional<std::int64_t> closed_day) {
-  HAVEN_ASSIGN_OR_RETURN(auto stmt,
-                         db_->Prepare("UPDATE conversations SET state = ?, counsellor_id = ?, "
+  HAVEN_ASSIGN_OR_RETURN(sqlcipher::Statement* stmt,
+                         db_->Cached("UPDATE conversations SET state = ?, counsellor_id = ?, "
                                       "closed_day = ? WHERE id = ?"));
-  HAVEN_RETURN_IF_ERROR(stmt.BindInt(1, state));
-  if (counsellor) HAVEN_RETURN_IF_ERROR(stmt.BindBlob(2, *counsellor));
-  if (closed_day) HAVEN_RETURN_IF_ERROR(stmt.BindInt(3, *closed_day));
-  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(4, id));
-  return stmt.Step().status();
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(1, state));
+  if (counsellor) HAVEN_RETURN_IF_ERROR(stmt->BindBlob(2, *counsellor));
+  if (closed_day) HAVEN_RETURN_IF_ERROR(stmt->BindInt(3, *closed_day));
+  HAVEN_RETURN_IF_ERROR(stmt->BindBlob(4, id));
+  return stmt->Step().status();
 }
 
 Status ServerStore::InsertEnvelope(const EnvelopeRecord& e) {
-  HAVEN_ASSIGN_OR_RETURN(auto stmt,
-                         db_->Prepare("INSERT INTO envelopes (conversation_id, seq, recipient, "
+  HAVEN_ASSIGN_OR_RETURN(sqlcipher::Statement* stmt,
+                         db_->Cached("INSERT INTO envelopes (conversation_id, seq, recipient, "
                                       "ciphertext, expires_day) VALUES (?, ?, ?, ?, ?)"));
-  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(1, e.conversation_id));
-  HAVEN_RETURN_IF_ERROR(stmt.BindInt(2, static_cast<std::int64_t>(e.seq)));
-  HAVEN_RETURN_IF_ERROR(stmt.BindInt(3, static_cast<int>(e.recipient)));
-  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(4, e.ciphertext));
-  HAVEN_RETURN_IF_ERROR(stmt.BindInt(5, e.expires_day));
-  return stmt.Step().status();
+  HAVEN_RETURN_IF_ERROR(stmt->BindBlob(1, e.conversation_id));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(2, static_cast<std::int64_t>(e.seq)));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(3, static_cast<int>(e.recipient)));
+  HAVEN_RETURN_IF_ERROR(stmt->BindBlob(4, e.ciphertext));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(5, e.expires_day));
+  return stmt->Step().status();
 }
 
 Status ServerStore::DeleteEnvelope(const ConversationId& id, std::uint64_t seq) {
-  HAVEN_ASSIGN_OR_RETURN(auto stmt,
-                         db_->Prepare("DELETE FROM envelopes WHERE conversation_id = ? AND seq = ?"));
-  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(1, id));
-  HAVEN_RETURN_IF_ERROR(stmt.BindInt(2, static_cast<std::int64_t>(seq)));
-  return stmt.Step().status();
+  HAVEN_ASSIGN_OR_RETURN(sqlcipher::Statement* stmt,
+                         db_->Cached("DELETE FROM envelopes WHERE conversation_id = ? AND seq = ?"));
+  HAVEN_RETURN_IF_ERROR(stmt->BindBlob(1, id));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(2, static_cast<std::int64_t>(seq)));
+  return stmt->Step().status();
 }
 
 Status ServerStore::DeleteEnvelopesFor(const ConversationId& id, Side recipient) {
   HAVEN_ASSIGN_OR_RETURN(
-      auto stmt, db_->Prepare("DELETE FROM envelopes WHERE conversation_id = ? AND recipient = ?"));
-  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(1, id));
-  HAVEN_RETURN_IF_ERROR(stmt.BindInt(2, static_cast<int>(recipient)));
-  return stmt.Step().status();
+      sqlcipher::Statement* stmt,
+      db_->Cached("DELETE FROM envelopes WHERE conversation_id = ? AND recipient = ?"));
+  HAVEN_RETURN_IF_ERROR(stmt->BindBlob(1, id));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(2, static_cast<int>(recipient)));
+  return stmt->Step().status();
 }
 
 Status ServerStore::CreateInvitation(ByteView code_hash, int role, std::int64_t expires_at) {

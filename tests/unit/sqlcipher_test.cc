@@ -113,6 +113,27 @@ TEST_F(SqlCipherTest, RekeyMakesOldKeyUseless) {
   EXPECT_EQ(*(*db)->QueryInt("SELECT x FROM t"), 1);
 }
 
+TEST_F(SqlCipherTest, CachedStatementsAreReusedWithFreshBindings) {
+  auto db = Database::Open(path_, key_.view());
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)->Exec("CREATE TABLE t(x, y)").ok());
+  constexpr std::string_view kInsert = "INSERT INTO t VALUES (?, ?)";
+  Statement* first = nullptr;
+  for (int i = 0; i < 3; ++i) {
+    auto stmt = (*db)->Cached(kInsert);
+    ASSERT_TRUE(stmt.ok());
+    if (first == nullptr) first = *stmt;
+    EXPECT_EQ(*stmt, first) << "prepared once";
+    ASSERT_TRUE((*stmt)->BindInt(1, i).ok());
+    if (i == 0) {
+      ASSERT_TRUE((*stmt)->BindInt(2, 99).ok());  // later rows leave y unbound
+    }
+    ASSERT_TRUE((*stmt)->Step().ok());
+  }
+  EXPECT_EQ(*(*db)->QueryInt("SELECT count(*) FROM t"), 3);
+  EXPECT_EQ(*(*db)->QueryInt("SELECT count(*) FROM t WHERE y IS NULL"), 2);
+}
+
 TEST_F(SqlCipherTest, GarbageFileIsNotADatabase) {
   { std::ofstream(path_) << std::string(4096, 'x'); }
   auto db = Database::Open(path_, key_.view());

@@ -78,6 +78,7 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, ByteVi
 }
 
 Database::~Database() {
+  cache_.clear();  // finalise before closing
   if (db_ != nullptr) sqlite3_close_v2(db_);
 }
 
@@ -99,6 +100,16 @@ Result<Statement> Database::Prepare(std::string_view sql) {
     return Error("prepare");
   }
   return Statement(this, stmt);
+}
+
+Result<Statement*> Database::Cached(std::string_view sql) {
+  auto it = cache_.find(std::string(sql));
+  if (it == cache_.end()) {
+    HAVEN_ASSIGN_OR_RETURN(Statement stmt, Prepare(sql));
+    it = cache_.emplace(std::string(sql), std::make_unique<Statement>(std::move(stmt))).first;
+  }
+  HAVEN_RETURN_IF_ERROR(it->second->Reset());
+  return it->second.get();
 }
 
 Result<std::int64_t> Database::QueryInt(std::string_view sql) {

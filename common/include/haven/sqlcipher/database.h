@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "haven/common/bytes.h"
@@ -39,6 +40,10 @@ class Database {
 
   Status Exec(std::string_view sql);
   Result<Statement> Prepare(std::string_view sql);
+  // A statement prepared once per connection and reused: reset, bindings
+  // cleared, valid for the life of the Database. For statements run over
+  // and over (the group-commit write path); step it to completion.
+  Result<Statement*> Cached(std::string_view sql);
   Result<std::int64_t> QueryInt(std::string_view sql);
 
   // Applies migrations[user_version ...] each in its own transaction and
@@ -59,6 +64,7 @@ class Database {
 
   sqlite3* db_;
   std::string path_;
+  std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
   friend class Statement;
 };
 
