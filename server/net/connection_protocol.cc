@@ -111,16 +111,15 @@ void ConnectionProtocol::Dispatch(const v1::Frame& frame, ProtocolOutput* out) {
 }
 
 Result<Bytes> ConnectionProtocol::Seal(const v1::Frame& frame) {
-  ProtocolOutput out;
-  HAVEN_RETURN_IF_ERROR(SealInto(frame, &out));
-  return std::move(out.messages.front());
-}
-
-Status ConnectionProtocol::SealInto(const v1::Frame& frame, ProtocolOutput* out) {
   if (!transport_) return Status::FailedPrecondition("connection not established");
   const std::string plaintext = frame.SerializeAsString();
   Bytes message;
   HAVEN_RETURN_IF_ERROR(transport_->Encrypt(AsBytes(plaintext), &message));
+  return message;
+}
+
+Status ConnectionProtocol::SealInto(const v1::Frame& frame, ProtocolOutput* out) {
+  HAVEN_ASSIGN_OR_RETURN(Bytes message, Seal(frame));
   out->messages.push_back(std::move(message));
   return Status::Ok();
 }

@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <boost/asio.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <chrono>
 #include <ctime>
 #include <condition_variable>

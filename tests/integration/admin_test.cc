@@ -29,6 +29,7 @@
 #include "haven/noise/primitives.h"
 #include "service/invitation.h"
 #include "store/server_store.h"
+#include "support/files.h"
 #include "support/havend_process.h"
 #include "support/relay_client.h"
 #include "support/relay_fixture.h"
@@ -50,11 +51,6 @@ HavendRun RunAdmin(const std::vector<std::string>& args) {
 }
 
 // The whole file as bytes ("" if it does not exist).
-std::string ReadFileBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 // Permission bits, or -1 if the path does not exist.
 int Mode(const fs::path& path) {
   struct stat st {};
@@ -77,7 +73,7 @@ Result<std::unique_ptr<server::ServerStore>> OpenStore(const fs::path& db, const
 
 // The public key derived from a 32-byte private key file, as hex ("" on failure).
 std::string PublicKeyHexOf(const fs::path& private_key_file) {
-  const std::string priv = ReadFileBytes(private_key_file);
+  const std::string priv = testing::ReadFile(private_key_file);
   auto kp = noise::KeyPair::FromPrivateKey(AsBytes(priv));
   return kp.ok() ? ToHex(kp->public_key) : "";
 }
@@ -194,41 +190,41 @@ TEST_F(AdminInitTest, CreatesDeploymentWithPrivateModesAndHelplineKeysOnlyOutsid
   for (const char* secret : {"server.key", "db.key"}) {
     SCOPED_TRACE(secret);
     EXPECT_EQ(Mode(data_ / secret), 0600);
-    EXPECT_EQ(ReadFileBytes(data_ / secret).size(), 32u);
+    EXPECT_EQ(testing::ReadFile(data_ / secret).size(), 32u);
   }
   EXPECT_TRUE(fs::is_regular_file(data_ / "haven.db"));
   EXPECT_EQ(Mode(data_ / "haven.db"), 0600);
   EXPECT_TRUE(fs::is_regular_file(data_ / "havend.toml"));
   // The server key and the database key are different secrets.
-  EXPECT_NE(ReadFileBytes(data_ / "server.key"), ReadFileBytes(data_ / "db.key"));
+  EXPECT_NE(testing::ReadFile(data_ / "server.key"), testing::ReadFile(data_ / "db.key"));
 
   const std::regex public_key_line("^[0-9a-f]{64}\n$");
   for (const char* name : {"intake", "audit"}) {
     SCOPED_TRACE(name);
     const fs::path pub = data_ / (std::string(name) + ".pub");
     const fs::path priv = keys_ / (std::string(name) + ".key");
-    const std::string pub_text = ReadFileBytes(pub);
+    const std::string pub_text = testing::ReadFile(pub);
     EXPECT_TRUE(std::regex_match(pub_text, public_key_line)) << "'" << pub_text << "'";
     // The private half is outside the data directory, private, 32 bytes...
     EXPECT_EQ(Mode(priv), 0600);
-    EXPECT_EQ(ReadFileBytes(priv).size(), 32u);
+    EXPECT_EQ(testing::ReadFile(priv).size(), 32u);
     // ...and it is the private half of the public key the server keeps.
     EXPECT_EQ(PublicKeyHexOf(priv) + "\n", pub_text);
     // Not in the data directory, under any name.
     EXPECT_FALSE(fs::exists(data_ / (std::string(name) + ".key")));
-    const std::string priv_bytes = ReadFileBytes(priv);
+    const std::string priv_bytes = testing::ReadFile(priv);
     ASSERT_EQ(priv_bytes.size(), 32u);
     for (const auto& entry : fs::recursive_directory_iterator(data_)) {
       if (!entry.is_regular_file()) continue;
-      EXPECT_FALSE(Contains(ReadFileBytes(entry.path()), priv_bytes))
+      EXPECT_FALSE(Contains(testing::ReadFile(entry.path()), priv_bytes))
           << "the helpline's " << name << " private key is in " << entry.path();
     }
   }
   // Each deployment gets its own intake and audit keys.
-  EXPECT_NE(ReadFileBytes(data_ / "intake.pub"), ReadFileBytes(data_ / "audit.pub"));
+  EXPECT_NE(testing::ReadFile(data_ / "intake.pub"), testing::ReadFile(data_ / "audit.pub"));
 
   // The database opens with db.key and is empty.
-  auto store = OpenStore(data_ / "haven.db", ReadFileBytes(data_ / "db.key"));
+  auto store = OpenStore(data_ / "haven.db", testing::ReadFile(data_ / "db.key"));
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   auto counts = (*store)->Counts();
   ASSERT_TRUE(counts.ok());
@@ -247,7 +243,7 @@ TEST_F(AdminInitTest, PrintsTheServerPublicKeyDerivedFromServerKey) {
   // It prints no secret: neither the private keys nor the database key.
   for (const fs::path& secret :
        {data_ / "server.key", data_ / "db.key", keys_ / "intake.key", keys_ / "audit.key"}) {
-    EXPECT_FALSE(Contains(run.output, ToHex(AsBytes(ReadFileBytes(secret))))) << secret;
+    EXPECT_FALSE(Contains(run.output, ToHex(AsBytes(testing::ReadFile(secret))))) << secret;
   }
 }
 
@@ -298,14 +294,14 @@ TEST_F(AdminInitTest, RefusesAnExistingDeploymentAndNeverOverwritesItsKeys) {
   ASSERT_EQ(Init(data_, keys_).exit_code, 0);
   std::vector<std::pair<std::string, std::string>> before;
   for (const char* f : {"server.key", "db.key", "intake.pub", "audit.pub", "havend.toml"}) {
-    before.emplace_back(f, ReadFileBytes(data_ / f));
+    before.emplace_back(f, testing::ReadFile(data_ / f));
   }
   const fs::path other_keys = root_ / "other-keys";
   const HavendRun again = Init(data_, other_keys);
   EXPECT_NE(again.exit_code, 0) << again.output;
   EXPECT_TRUE(Contains(again.output, "already holds a deployment")) << again.output;
   for (const auto& [name, bytes] : before) {
-    EXPECT_EQ(ReadFileBytes(data_ / name), bytes) << name << " changed";
+    EXPECT_EQ(testing::ReadFile(data_ / name), bytes) << name << " changed";
   }
   EXPECT_FALSE(fs::exists(other_keys / "intake.key"));
   EXPECT_FALSE(fs::exists(other_keys / "audit.key"));
@@ -318,13 +314,13 @@ TEST_F(AdminInitTest, RefusesADataDirectoryCreatedByHavendInit) {
   ASSERT_NE(server, nullptr);
   ASSERT_EQ(server->Terminate(), 0);
   const fs::path data = server->data_dir();
-  const std::string server_key = ReadFileBytes(data / "server.key");
-  const std::string db_key = ReadFileBytes(data / "db.key");
+  const std::string server_key = testing::ReadFile(data / "server.key");
+  const std::string db_key = testing::ReadFile(data / "db.key");
   const HavendRun run = Init(data, keys_);
   EXPECT_NE(run.exit_code, 0) << run.output;
   EXPECT_TRUE(Contains(run.output, "already holds a deployment")) << run.output;
-  EXPECT_EQ(ReadFileBytes(data / "server.key"), server_key);
-  EXPECT_EQ(ReadFileBytes(data / "db.key"), db_key);
+  EXPECT_EQ(testing::ReadFile(data / "server.key"), server_key);
+  EXPECT_EQ(testing::ReadFile(data / "db.key"), db_key);
   EXPECT_FALSE(fs::exists(keys_ / "intake.key"));
   EXPECT_FALSE(fs::exists(data / "intake.pub"));
 }
@@ -393,16 +389,16 @@ TEST_F(AdminInitTest, AcceptsASiblingDirectoryWhoseNameExtendsTheDataDirName) {
 // rely on, nor write new helpline private keys.
 TEST_F(AdminInitTest, NeverReplacesHelplinePublicKeysOfADeploymentMissingServerKey) {
   ASSERT_EQ(Init(data_, keys_).exit_code, 0);
-  const std::string intake = ReadFileBytes(data_ / "intake.pub");
-  const std::string audit = ReadFileBytes(data_ / "audit.pub");
-  const std::string db_key = ReadFileBytes(data_ / "db.key");
+  const std::string intake = testing::ReadFile(data_ / "intake.pub");
+  const std::string audit = testing::ReadFile(data_ / "audit.pub");
+  const std::string db_key = testing::ReadFile(data_ / "db.key");
   fs::remove(data_ / "server.key");
   const HavendRun run = Init(data_, root_ / "keys2");
   EXPECT_NE(run.exit_code, 0) << run.output;
   EXPECT_TRUE(Contains(run.output, "already holds a deployment")) << run.output;
-  EXPECT_EQ(ReadFileBytes(data_ / "intake.pub"), intake);
-  EXPECT_EQ(ReadFileBytes(data_ / "audit.pub"), audit);
-  EXPECT_EQ(ReadFileBytes(data_ / "db.key"), db_key);
+  EXPECT_EQ(testing::ReadFile(data_ / "intake.pub"), intake);
+  EXPECT_EQ(testing::ReadFile(data_ / "audit.pub"), audit);
+  EXPECT_EQ(testing::ReadFile(data_ / "db.key"), db_key);
   EXPECT_FALSE(fs::exists(data_ / "server.key"));
   EXPECT_FALSE(fs::exists(root_ / "keys2" / "intake.key"));
 }
@@ -463,7 +459,7 @@ class AdminServerTest : public testing::RelayServerTest {
     return p;
   }
 
-  std::string DbKey() const { return ReadFileBytes(server_->DatabaseKeyPath()); }
+  std::string DbKey() const { return testing::ReadFile(server_->DatabaseKeyPath()); }
   fs::path DbPath() const { return server_->DatabasePath(); }
 
   server::RowCounts CountsNow() {
@@ -545,7 +541,7 @@ TEST_F(AdminEnrolTest, CodeIsNotStoredInTheDatabaseFiles) {
   std::size_t bytes_read = 0;
   for (const char* suffix : {"", "-wal", "-shm"}) {
     const fs::path file = DbPath().string() + suffix;
-    const std::string bytes = ReadFileBytes(file);
+    const std::string bytes = testing::ReadFile(file);
     bytes_read += bytes.size();
     EXPECT_FALSE(Contains(bytes, code)) << file;
     EXPECT_FALSE(Contains(bytes, compact)) << file;

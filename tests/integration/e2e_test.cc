@@ -151,8 +151,7 @@ TEST_F(E2eTest, RatchetedConversationThroughHavendLeavesNoPlaintextBehind) {
   std::string everything = server_->Output();
   std::size_t files = 0;
   for (const auto& entry : fs::directory_iterator(data_dir)) {
-    std::ifstream in(entry.path(), std::ios::binary);
-    everything.append((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    everything += testing::ReadFile(entry.path());
     ++files;
   }
   EXPECT_GE(files, 3u);

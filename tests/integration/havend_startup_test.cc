@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/files.h"
 #include "support/havend_process.h"
 
 namespace haven {
@@ -132,8 +133,7 @@ TEST_F(HavendStartupTest, SecretsNeverAppearInOutput) {
   ASSERT_EQ(server->Terminate(), 0);
   const std::string output = server->Output();
   for (const char* name : {"server.key", "db.key"}) {
-    std::ifstream in(server->data_dir() / name, std::ios::binary);
-    std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string raw = testing::ReadFile(server->data_dir() / name);
     ASSERT_EQ(raw.size(), 32u);
     EXPECT_EQ(output.find(ToHex(AsBytes(raw))), std::string::npos) << name << " leaked";
   }

@@ -22,6 +22,7 @@
 
 #include "haven/common/bytes.h"
 #include "store/server_store.h"
+#include "support/files.h"
 #include "support/havend_process.h"
 #include "support/relay_client.h"
 #include "support/relay_fixture.h"
@@ -43,11 +44,6 @@ constexpr std::string_view kCiphertextMarker = "HAVEN-CIPHERTEXT-MARKER-9f2c71d4
 constexpr std::string_view kLanguageMarker = "x-havenlangmarker-q7z";  // a valid tag, <= 35
 constexpr std::string_view kIntakeMarker = "HAVEN-SEALED-INTAKE-MARKER-52be1d";
 constexpr int kEnvelopeTtlDays = 7;
-
-std::string ReadFileBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 bool Contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
@@ -150,7 +146,7 @@ class StorageTest : public ::testing::Test {
     std::size_t total = 0;
     for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
       const fs::path file = server_->DatabasePath() + suffix;
-      const std::string bytes = ReadFileBytes(file);
+      const std::string bytes = testing::ReadFile(file);
       total += bytes.size();
       for (std::string_view marker : {kCiphertextMarker, kLanguageMarker, kIntakeMarker}) {
         EXPECT_FALSE(Contains(bytes, marker)) << marker << " is in clear in " << file;
@@ -216,7 +212,7 @@ TEST_F(StorageTest, PlainSqliteCannotReadTheDatabase) {
   EXPECT_EQ(control.output, "1\n");
   // ...and a clear database shows its content in its bytes (the raw scans
   // below would catch a clear row).
-  EXPECT_TRUE(Contains(ReadFileBytes(plain), kIntakeMarker));
+  EXPECT_TRUE(Contains(testing::ReadFile(plain), kIntakeMarker));
   std::error_code ec;
   fs::remove_all(scratch, ec);
 

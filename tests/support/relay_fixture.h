@@ -10,6 +10,7 @@
 #include <string>
 
 #include "store/server_store.h"
+#include "support/files.h"
 #include "support/havend_process.h"
 #include "support/relay_client.h"
 
@@ -18,8 +19,7 @@ namespace haven::testing {
 // The server's database, opened with its key beside the running server
 // (never advancing the boot epoch).
 inline Result<std::unique_ptr<server::ServerStore>> OpenServerDatabase(const HavendProcess& s) {
-  std::ifstream in(s.DatabaseKeyPath(), std::ios::binary);
-  const std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string key = ReadFile(s.DatabaseKeyPath());
   return server::ServerStore::Open(s.DatabasePath(), AsBytes(key), /*start_boot=*/false);
 }
 

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <string>
 
+#include "support/files.h"
+
 namespace haven::testing {
 
 inline std::filesystem::path VectorsDir() {
@@ -24,13 +26,6 @@ inline std::filesystem::path VectorsDir() {
 inline bool VectorsRequired() {
   const char* env = std::getenv("HAVEN_REQUIRE_VECTORS");
   return env != nullptr && std::string(env) == "1";
-}
-
-inline std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace haven::testing

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "haven/common/secure_memory.h"
+#include "support/files.h"
 
 namespace haven::sqlcipher {
 namespace {
@@ -38,8 +39,7 @@ TEST_F(SqlCipherTest, EncryptedAtRestAndReopensWithItsKey) {
     ASSERT_TRUE((*db)->Exec("CREATE TABLE t(x TEXT); INSERT INTO t VALUES('needle-4242');").ok());
   }
   // Neither the SQLite magic nor the row text appear in the file.
-  std::ifstream in(path_, std::ios::binary);
-  const std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string raw = testing::ReadFile(path_);
   EXPECT_EQ(raw.find("SQLite format 3"), std::string::npos);
   EXPECT_EQ(raw.find("needle-4242"), std::string::npos);
   struct stat st {};
