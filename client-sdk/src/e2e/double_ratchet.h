@@ -88,6 +88,8 @@ class DoubleRatchet {
                                            KeyGenerator generate = DhKeyPair::Generate);
 
   std::size_t skipped_keys() const { return skipped_.keys.size(); }
+  // The current root key, for the test that scans memory after quick exit.
+  ByteView root_key_for_testing() const { return state_.rk.view(); }
 
  private:
   using SkippedKey = std::pair<crypto::X25519Public, std::uint32_t>;

@@ -43,6 +43,12 @@ class ClientChannel {
   Result<v1::Frame> Open(ByteView message);
   // Encrypts arbitrary bytes; only for tests that play a misbehaving client.
   Result<Bytes> SealRawForTesting(ByteView plaintext);
+  // The transport keys (empty before the handshake), for the memory-scan test.
+  std::vector<ByteView> KeysForTesting() const {
+    if (!transport_) return {};
+    return {transport_->send_cipher_for_testing().key_for_testing(),
+            transport_->receive_cipher_for_testing().key_for_testing()};
+  }
 
  private:
   explicit ClientChannel(noise::HandshakeState hs) : handshake_(std::move(hs)) {}

@@ -22,6 +22,8 @@ class CipherState {
   // Otherwise the first 32 bytes are the key; fewer aborts (a caller bug).
   void InitializeKey(ByteView key);
   bool HasKey() const { return !k_.empty(); }
+  // The key itself, for the test that scans memory after a wipe.
+  ByteView key_for_testing() const { return k_.view(); }
   void SetNonce(std::uint64_t n) { n_ = n; }
   std::uint64_t nonce() const { return n_; }
 

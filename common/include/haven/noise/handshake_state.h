@@ -52,6 +52,9 @@ class TransportState {
   // Channel binding value (specification 11.2).
   const Bytes& handshake_hash() const { return handshake_hash_; }
 
+  const CipherState& send_cipher_for_testing() const { return send_; }
+  const CipherState& receive_cipher_for_testing() const { return receive_; }
+
  private:
   CipherState send_;
   CipherState receive_;

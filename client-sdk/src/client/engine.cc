@@ -1,0 +1,1051 @@
+#include "client/engine.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "e2e/envelope.h"
+#include "e2e/sealing.h"
+
+namespace haven::client {
+namespace {
+
+using sdk::Code;
+using sdk::ConversationState;
+using sdk::EventType;
+
+// Inside the ratchet: one kind byte, then the body (docs/protocol.md 20.6).
+constexpr std::uint8_t kPlainText = 0x01;
+constexpr std::uint8_t kPlainHello = 0x02;
+
+constexpr std::size_t kInitialOneTimePrekeys = 20;
+constexpr std::size_t kMoreOneTimePrekeys = 20;
+constexpr std::size_t kMaxEarlyEnvelopes = 256;
+constexpr std::size_t kMaxLanguage = 35;
+
+constexpr char kCrockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+ConversationState FromWire(v1::ConversationState s) {
+  switch (s) {
+    case v1::CONVERSATION_STATE_QUEUED: return ConversationState::kWaiting;
+    case v1::CONVERSATION_STATE_ACTIVE: return ConversationState::kActive;
+    case v1::CONVERSATION_STATE_CONNECTION_LOST: return ConversationState::kConnectionLost;
+    case v1::CONVERSATION_STATE_CLOSED_BY_SURVIVOR: return ConversationState::kClosedBySurvivor;
+    case v1::CONVERSATION_STATE_CLOSED_BY_COUNSELLOR:
+      return ConversationState::kClosedByCounsellor;
+    case v1::CONVERSATION_STATE_SURVIVOR_LEFT_QUICKLY:
+      return ConversationState::kSurvivorLeftQuickly;
+    default: return ConversationState::kWaiting;
+  }
+}
+
+bool Ended(ConversationState s) {
+  return s == ConversationState::kClosedBySurvivor || s == ConversationState::kClosedByCounsellor ||
+         s == ConversationState::kSurvivorLeftQuickly;
+}
+
+std::string RefusedMessage(const v1::Error& e) {
+  return "the server refused: " + std::string(v1::ErrorCode_Name(e.code()));
+}
+
+// --- a small length-prefixed writer/reader for what the store keeps ---
+void PutBytes(Bytes* out, ByteView b) {
+  AppendBigEndian32(static_cast<std::uint32_t>(b.size()), out);
+  out->insert(out->end(), b.begin(), b.end());
+}
+void PutU64(Bytes* out, std::uint64_t v) {
+  AppendBigEndian32(static_cast<std::uint32_t>(v >> 32), out);
+  AppendBigEndian32(static_cast<std::uint32_t>(v), out);
+}
+struct Reader {
+  ByteView in;
+  bool ok = true;
+  ByteView Take(std::size_t n) {
+    if (!ok || in.size() < n) {
+      ok = false;
+      return {};
+    }
+    ByteView r = in.first(n);
+    in = in.subspan(n);
+    return r;
+  }
+  std::uint32_t U32() {
+    ByteView b = Take(4);
+    return ok ? LoadBigEndian32(b.data()) : 0;
+  }
+  std::uint64_t U64() {
+    const std::uint64_t hi = U32();
+    return (hi << 32) | U32();
+  }
+  ByteView Bytes_() { return Take(U32()); }
+};
+
+e2e::IdentityKey IdentityFromSeeds(ByteView dh_private, ByteView signing_seed) {
+  e2e::IdentityKey id;
+  id.dh = e2e::DhKeyPair::FromPrivate(dh_private);
+  id.signing.secret = SecureBuffer(crypto_sign_SECRETKEYBYTES);
+  crypto_sign_seed_keypair(id.signing.public_key.data(), id.signing.secret.data(),
+                           signing_seed.data());
+  return id;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- DeviceKeys
+
+DeviceKeys DeviceKeys::Generate() {
+  DeviceKeys k;
+  k.transport = noise::KeyPair::Generate();
+  k.identity = e2e::IdentityKey::Generate();
+  return k;
+}
+
+Result<DeviceKeys> DeviceKeys::FromResumptionSecret(ByteView secret) {
+  if (secret.size() != kResumptionSecretLen) {
+    return Status::InvalidArgument("a resumption secret is 20 bytes");
+  }
+  DeviceKeys k;
+  SecureBuffer transport(32), dh(32), seed(32);
+  const Bytes no_salt;
+  HAVEN_RETURN_IF_ERROR(crypto::HkdfSha256Into(secret, no_salt,
+                                               AsBytes("haven/1 resume transport"),
+                                               transport.mutable_view()));
+  HAVEN_RETURN_IF_ERROR(crypto::HkdfSha256Into(secret, no_salt,
+                                               AsBytes("haven/1 resume identity dh"),
+                                               dh.mutable_view()));
+  HAVEN_RETURN_IF_ERROR(crypto::HkdfSha256Into(secret, no_salt,
+                                               AsBytes("haven/1 resume identity signing"),
+                                               seed.mutable_view()));
+  HAVEN_ASSIGN_OR_RETURN(k.transport, noise::KeyPair::FromPrivateKey(transport.view()));
+  k.identity = IdentityFromSeeds(dh.view(), seed.view());
+  return k;
+}
+
+SecureBuffer DeviceKeys::Serialize() const {
+  // transport(32) dh(32) signing seed(32) next_id(4) published(1)
+  // nspk(4) { id(4) private(32) signature(64) }* nopk(4) { id(4) private(32) }*
+  const std::size_t size = 32 * 3 + 4 + 1 + 4 + signed_prekeys.size() * 100 + 4 +
+                           one_time_prekeys.size() * 36;
+  SecureBuffer out(size);
+  std::uint8_t* p = out.data();
+  auto put = [&p](ByteView b) {
+    std::memcpy(p, b.data(), b.size());
+    p += b.size();
+  };
+  auto put32 = [&p](std::uint32_t v) {
+    StoreBigEndian32(v, p);
+    p += 4;
+  };
+  put(transport.private_key.view());
+  put(identity.dh.private_key.view());
+  put(identity.signing.secret.view().first(32));  // the seed
+  put32(next_prekey_id);
+  *p++ = one_time_prekeys_published ? 1 : 0;
+  put32(static_cast<std::uint32_t>(signed_prekeys.size()));
+  for (const auto& spk : signed_prekeys) {
+    put32(spk.id);
+    put(spk.key.private_key.view());
+    put(spk.signature);
+  }
+  put32(static_cast<std::uint32_t>(one_time_prekeys.size()));
+  for (const auto& [id, opk] : one_time_prekeys) {
+    put32(id);
+    put(opk.key.private_key.view());
+  }
+  return out;
+}
+
+Result<DeviceKeys> DeviceKeys::Deserialize(ByteView data) {
+  Reader r{data};
+  DeviceKeys k;
+  ByteView transport = r.Take(32), dh = r.Take(32), seed = r.Take(32);
+  k.next_prekey_id = r.U32();
+  ByteView flag = r.Take(1);
+  if (!r.ok) return Status::DataLoss("stored device keys are damaged");
+  HAVEN_ASSIGN_OR_RETURN(k.transport, noise::KeyPair::FromPrivateKey(transport));
+  k.identity = IdentityFromSeeds(dh, seed);
+  k.one_time_prekeys_published = flag[0] != 0;
+  const std::uint32_t nspk = r.U32();
+  for (std::uint32_t i = 0; r.ok && i < nspk; ++i) {
+    e2e::SignedPrekey spk;
+    spk.id = r.U32();
+    ByteView priv = r.Take(32), sig = r.Take(64);
+    if (!r.ok) break;
+    spk.key = e2e::DhKeyPair::FromPrivate(priv);
+    std::copy(sig.begin(), sig.end(), spk.signature.begin());
+    k.signed_prekeys.push_back(std::move(spk));
+  }
+  const std::uint32_t nopk = r.U32();
+  for (std::uint32_t i = 0; r.ok && i < nopk; ++i) {
+    e2e::OneTimePrekey opk;
+    opk.id = r.U32();
+    ByteView priv = r.Take(32);
+    if (!r.ok) break;
+    opk.key = e2e::DhKeyPair::FromPrivate(priv);
+    const std::uint32_t id = opk.id;
+    k.one_time_prekeys.emplace(id, std::move(opk));
+  }
+  if (!r.ok) return Status::DataLoss("stored device keys are damaged");
+  return k;
+}
+
+std::string EncodeResumptionSecret(ByteView secret) {
+  std::string out;
+  std::uint32_t buffer = 0;
+  int bits = 0;
+  std::size_t symbols = 0;
+  for (std::uint8_t byte : secret) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      if (symbols > 0 && symbols % 4 == 0) out.push_back('-');
+      out.push_back(kCrockford[(buffer >> (bits - 5)) & 31u]);
+      bits -= 5;
+      ++symbols;
+    }
+  }
+  return out;
+}
+
+std::optional<SecureBuffer> DecodeResumptionSecret(std::string_view text) {
+  SecureBuffer out(kResumptionSecretLen);
+  std::uint32_t buffer = 0;
+  int bits = 0;
+  std::size_t n = 0;
+  for (char ch : text) {
+    if (ch == '-' || ch == ' ') continue;
+    char c = (ch >= 'a' && ch <= 'z') ? static_cast<char>(ch - 'a' + 'A') : ch;
+    if (c == 'O') c = '0';
+    if (c == 'I' || c == 'L') c = '1';
+    const char* pos = std::strchr(kCrockford, c);
+    if (c == '\0' || pos == nullptr) return std::nullopt;
+    buffer = (buffer << 5) | static_cast<std::uint32_t>(pos - kCrockford);
+    bits += 5;
+    if (bits >= 8) {
+      if (n == out.size()) return std::nullopt;
+      out.data()[n++] = static_cast<std::uint8_t>(buffer >> (bits - 8));
+      bits -= 8;
+    }
+  }
+  if (n != out.size()) return std::nullopt;
+  return out;
+}
+
+// ---------------------------------------------------------------- Engine
+
+Engine::Engine(EngineOptions options, DeviceKeys keys, LocalStore* store)
+    : options_(std::move(options)), keys_(std::move(keys)), store_(store) {}
+
+Engine::~Engine() = default;
+
+Engine::Conversation* Engine::Find(sdk::ConversationId id) {
+  auto it = conversations_.find(id);
+  return it == conversations_.end() ? nullptr : &it->second;
+}
+const Engine::Conversation* Engine::Find(sdk::ConversationId id) const {
+  auto it = conversations_.find(id);
+  return it == conversations_.end() ? nullptr : &it->second;
+}
+Engine::Conversation* Engine::FindByServerId(const std::string& server_id) {
+  auto it = local_ids_.find(server_id);
+  return it == local_ids_.end() ? nullptr : Find(it->second);
+}
+sdk::ConversationId Engine::LocalIdFor(const std::string& server_id) {
+  auto [it, inserted] = local_ids_.emplace(server_id, 0);
+  if (inserted) it->second = next_local_id_++;
+  return it->second;
+}
+
+std::uint64_t Engine::Request(v1::Request request, PendingRequest pending) {
+  if (!online_) return 0;
+  const std::uint64_t id = next_request_id_++;
+  v1::Frame f;
+  f.set_request_id(id);
+  *f.mutable_request() = std::move(request);
+  outgoing_.push_back(std::move(f));
+  pending_[id] = pending;
+  return id;
+}
+
+void Engine::Failed(sdk::ConversationId conversation, sdk::MessageId message, Code code,
+                    std::string text) {
+  PendingEvent e;
+  e.type = EventType::kRequestFailed;
+  e.conversation = conversation;
+  e.message = message;
+  e.error = code;
+  e.error_message = std::move(text);
+  events_.push_back(std::move(e));
+}
+
+void Engine::SetState(Conversation& c, ConversationState state) {
+  if (c.state == state) return;
+  c.state = state;
+  PendingEvent e;
+  e.type = EventType::kConversationChanged;
+  e.conversation = c.local;
+  e.state = state;
+  events_.push_back(std::move(e));
+  if (Ended(state)) {
+    c.unsent.clear();
+    c.outbox.clear();
+  }
+  Persist(c);
+}
+
+std::vector<v1::Frame> Engine::TakeOutgoing() { return std::exchange(outgoing_, {}); }
+std::deque<PendingEvent> Engine::TakeEvents() { return std::exchange(events_, {}); }
+
+// --- connection lifecycle ---
+
+void Engine::OnConnected() {
+  online_ = true;
+  v1::Request r;
+  r.mutable_get_session();
+  Request(std::move(r), {RequestKind::kSession});
+}
+
+void Engine::OnDisconnected() {
+  online_ = false;
+  // Answers to these will never come; what matters is redone on reconnect.
+  for (auto& [id, c] : conversations_) {
+    for (auto& o : c.outbox) o.request_id = 0;
+    if (c.open_in_flight) c.open_unconfirmed = true;
+    c.open_in_flight = false;
+    c.bundle_in_flight = false;
+    c.ack_due = false;
+  }
+  pending_.clear();
+  outgoing_.clear();
+}
+
+void Engine::Tick() {
+  if (!online_) return;
+  for (auto& [id, c] : conversations_) {
+    if (survivor() && c.state == ConversationState::kActive && !c.ratchet) RequestBundle(c);
+    if (c.ratchet) SendOutbox(c);
+  }
+}
+
+void Engine::Flush() {
+  for (auto& [id, c] : conversations_) {
+    if (!c.ack_due || c.server_id.empty()) continue;
+    c.ack_due = false;
+    v1::Request r;
+    r.mutable_ack_envelopes()->set_conversation_id(c.server_id);
+    r.mutable_ack_envelopes()->set_up_to_seq(c.last_seq);
+    Request(std::move(r), {RequestKind::kAck, c.local});
+  }
+}
+
+Status Engine::OnFrame(const v1::Frame& frame) {
+  if (frame.has_request()) {
+    if (frame.request().has_ping()) {
+      v1::Frame pong;
+      pong.set_request_id(frame.request_id());
+      pong.mutable_response()->mutable_pong()->set_opaque(frame.request().ping().opaque());
+      outgoing_.push_back(std::move(pong));
+      return Status::Ok();
+    }
+    return Status::InvalidArgument("the server sent a request a client does not serve");
+  }
+  if (frame.has_response()) {
+    HandleResponse(frame.request_id(), frame.response());
+    return Status::Ok();
+  }
+  if (frame.has_event()) HandleEvent(frame.event());
+  return Status::Ok();
+}
+
+void Engine::HandleResponse(std::uint64_t request_id, const v1::Response& response) {
+  auto it = pending_.find(request_id);
+  if (it == pending_.end()) return;  // an answer we no longer wait for
+  const PendingRequest p = it->second;
+  pending_.erase(it);
+  Conversation* c = p.conversation ? Find(p.conversation) : nullptr;
+  const bool error = response.has_error();
+  const std::string why = error ? RefusedMessage(response.error()) : std::string();
+
+  switch (p.kind) {
+    case RequestKind::kSession:
+      if (response.has_session()) HandleSession(response.session());
+      return;
+    case RequestKind::kOpen:
+      if (c == nullptr) return;
+      c->open_in_flight = false;
+      if (response.has_conversation_opened()) {
+        c->server_id = response.conversation_opened().conversation().conversation_id();
+        local_ids_[c->server_id] = c->local;
+        c->sealed_intake.clear();
+        SetState(*c, FromWire(response.conversation_opened().conversation().state()));
+        Persist(*c);
+      } else {
+        Failed(c->local, 0, Code::kRefused, why);
+        conversations_.erase(c->local);
+      }
+      return;
+    case RequestKind::kClaim:
+      if (response.has_conversation_claimed()) {
+        const auto& s = response.conversation_claimed().conversation();
+        const sdk::ConversationId local = LocalIdFor(s.conversation_id());
+        Conversation& conv = conversations_[local];
+        conv.local = local;
+        conv.server_id = s.conversation_id();
+        conv.language = s.language();
+        conv.priority = s.priority();
+        queue_.erase(s.conversation_id());
+        conv.state = ConversationState::kOpening;  // so that SetState announces it
+        SetState(conv, FromWire(s.state()));
+      } else {
+        Failed(p.conversation, 0, Code::kRefused, why);
+      }
+      return;
+    case RequestKind::kSend: {
+      if (c == nullptr) return;
+      auto o = std::find_if(c->outbox.begin(), c->outbox.end(),
+                            [&](const Outgoing& x) { return x.request_id == request_id; });
+      if (o == c->outbox.end()) return;
+      if (response.has_envelope_accepted()) {
+        const sdk::MessageId m = o->message;
+        c->outbox.erase(o);
+        if (m != 0) {
+          PendingEvent e;
+          e.type = EventType::kMessageSent;
+          e.conversation = c->local;
+          e.message = m;
+          events_.push_back(std::move(e));
+        }
+      } else if (error && response.error().code() == v1::ERROR_CODE_STORAGE_UNAVAILABLE) {
+        o->request_id = 0;  // Tick() sends it again
+      } else {
+        const sdk::MessageId m = o->message;
+        c->outbox.erase(o);
+        Failed(c->local, m, Code::kRefused, why);
+      }
+      return;
+    }
+    case RequestKind::kClose:
+      if (c == nullptr) return;
+      if (error) {
+        Failed(c->local, 0, Code::kRefused, why);
+      } else {
+        SetState(*c, survivor() ? ConversationState::kClosedBySurvivor
+                                : ConversationState::kClosedByCounsellor);
+      }
+      return;
+    case RequestKind::kBundle:
+      if (c == nullptr) return;
+      c->bundle_in_flight = false;
+      if (response.has_prekey_bundle() && !c->ratchet) {
+        StartInitiatorSession(*c, response.prekey_bundle());
+      }
+      // PREKEYS_UNAVAILABLE and the like: Tick() asks again.
+      return;
+    case RequestKind::kRedeem:
+      if (response.has_invitation_redeemed() &&
+          response.invitation_redeemed().role() != v1::ROLE_SURVIVOR) {
+        enrolled_ = true;
+        PendingEvent e;
+        e.type = EventType::kEnrolled;
+        events_.push_back(std::move(e));
+        PublishPrekeys(kInitialOneTimePrekeys);
+        v1::Request r;
+        r.mutable_list_queue();
+        Request(std::move(r), {RequestKind::kQueue});
+      } else {
+        Failed(0, 0, Code::kRefused, error ? why : "the invitation did not enrol this device");
+      }
+      return;
+    case RequestKind::kPublish:
+      if (error) Failed(0, 0, Code::kRefused, why);
+      return;
+    case RequestKind::kQueue:
+      if (response.has_queue()) {
+        queue_.clear();
+        for (const auto& s : response.queue().entries()) {
+          sdk::QueueEntry q;
+          q.conversation = LocalIdFor(s.conversation_id());
+          q.language = s.language();
+          q.priority = s.priority();
+          q.survivor_online = s.survivor_online();
+          q.position = s.queue_position();
+          queue_[s.conversation_id()] = q;
+        }
+        PendingEvent e;
+        e.type = EventType::kQueueChanged;
+        events_.push_back(std::move(e));
+      }
+      return;
+    case RequestKind::kAck:
+      return;
+  }
+}
+
+void Engine::HandleSession(const v1::SessionInfo& info) {
+  if (!survivor()) {
+    enrolled_ = info.role() == v1::ROLE_COUNSELLOR || info.role() == v1::ROLE_SUPERVISOR;
+    if (enrolled_) {
+      PublishPrekeys(keys_.one_time_prekeys_published ? 0 : kInitialOneTimePrekeys);
+      v1::Request r;
+      r.mutable_list_queue();
+      Request(std::move(r), {RequestKind::kQueue});
+    } else if (!redeem_code_.empty()) {
+      v1::Request r;
+      r.mutable_redeem_invitation()->set_code(std::exchange(redeem_code_, {}));
+      Request(std::move(r), {RequestKind::kRedeem});
+    }
+  }
+
+  std::set<std::string> listed;
+  for (const auto& s : info.conversations()) {
+    listed.insert(s.conversation_id());
+    Conversation* c = FindByServerId(s.conversation_id());
+    if (c == nullptr && survivor()) {
+      // An open whose answer was lost with the connection, or a conversation
+      // of the session this client resumed.
+      auto unconfirmed = std::find_if(conversations_.begin(), conversations_.end(),
+                                      [](const auto& kv) { return kv.second.open_unconfirmed; });
+      if (unconfirmed != conversations_.end()) {
+        c = &unconfirmed->second;
+        c->open_unconfirmed = false;
+        c->sealed_intake.clear();
+      } else {
+        const sdk::ConversationId local = next_local_id_++;
+        c = &conversations_[local];
+        c->local = local;
+      }
+      c->server_id = s.conversation_id();
+      local_ids_[c->server_id] = c->local;
+      c->language = s.language();
+      c->priority = s.priority();
+    } else if (c == nullptr) {
+      const sdk::ConversationId local = LocalIdFor(s.conversation_id());
+      c = &conversations_[local];
+      c->local = local;
+      c->server_id = s.conversation_id();
+      c->language = s.language();
+      c->priority = s.priority();
+    }
+    SetState(*c, FromWire(s.state()));
+  }
+  for (auto& [id, c] : conversations_) {
+    if (!c.server_id.empty() && !listed.count(c.server_id) && !Ended(c.state)) {
+      // Closed while this client was away (docs/protocol.md 14.6).
+      SetState(c, survivor() ? ConversationState::kClosedByCounsellor
+                             : ConversationState::kClosedBySurvivor);
+    }
+  }
+  for (auto& [id, c] : conversations_) {
+    if (c.server_id.empty() && !c.open_in_flight) {
+      c.open_unconfirmed = false;
+      OpenOnServer(c);
+    }
+    if (survivor() && c.state == ConversationState::kActive && !c.ratchet) RequestBundle(c);
+    if (c.ratchet) SendOutbox(c);
+  }
+}
+
+void Engine::HandleEvent(const v1::Event& event) {
+  if (event.has_closing()) {
+    if (event.closing().reason() == v1::ERROR_CODE_SESSION_REPLACED) stopped_ = true;
+  } else if (event.has_envelope()) {
+    HandleEnvelope(event.envelope());
+  } else if (event.has_queue_changed()) {
+    HandleQueueChanged(event.queue_changed());
+  } else if (event.has_conversation_changed()) {
+    HandleConversationChanged(event.conversation_changed().conversation());
+  } else if (event.has_prekeys_low()) {
+    if (!survivor()) PublishPrekeys(kMoreOneTimePrekeys);
+  }
+  // Ephemeral deliveries: this SDK sends none yet, and ignores them.
+}
+
+void Engine::HandleQueueChanged(const v1::QueueChanged& change) {
+  if (survivor()) return;
+  const auto& s = change.entry();
+  if (change.kind() == v1::QueueChanged::KIND_NEW || change.kind() == v1::QueueChanged::KIND_UPDATED) {
+    if (s.state() != v1::CONVERSATION_STATE_QUEUED) return;
+    sdk::QueueEntry q;
+    q.conversation = LocalIdFor(s.conversation_id());
+    q.language = s.language();
+    q.priority = s.priority();
+    q.survivor_online = s.survivor_online();
+    q.position = s.queue_position();
+    queue_[s.conversation_id()] = q;
+  } else {
+    queue_.erase(s.conversation_id());
+  }
+  PendingEvent e;
+  e.type = EventType::kQueueChanged;
+  events_.push_back(std::move(e));
+}
+
+void Engine::HandleConversationChanged(const v1::ConversationSummary& s) {
+  Conversation* c = FindByServerId(s.conversation_id());
+  if (c == nullptr) return;
+  SetState(*c, FromWire(s.state()));
+  if (survivor() && c->state == ConversationState::kActive && !c->ratchet) RequestBundle(*c);
+}
+
+void Engine::HandleEnvelope(const v1::EnvelopeDelivery& d) {
+  Conversation* c = FindByServerId(d.conversation_id());
+  if (c == nullptr) return;
+  c->ack_due = true;
+  if (d.seq() <= c->last_seq) return;  // delivered again after a reconnection
+  c->last_seq = d.seq();
+  const ByteView bytes = AsBytes(d.ciphertext());
+  auto decoded = e2e::DecodeEnvelope(bytes);
+  if (!decoded) {
+    Failed(c->local, 0, Code::kInternal, "a message could not be read (malformed)");
+    Persist(*c);
+    return;
+  }
+  if (decoded->session_start) {
+    if (survivor()) return;  // only survivors start sessions
+    const Bytes initial = decoded->session_start->Encode();
+    if (!c->ratchet) {
+      StartResponderSession(*c, *decoded->session_start, decoded->ratchet_message);
+    } else if (initial == c->initial_message) {
+      DecryptAndDeliver(*c, decoded->ratchet_message);  // a copy: rejected as a duplicate
+    } else if (c->remote_identity && decoded->session_start->initiator == *c->remote_identity) {
+      // The same survivor identity started again (it resumed without its
+      // stored session): the new session replaces the old one.
+      c->ratchet.reset();
+      c->seen.clear();
+      StartResponderSession(*c, *decoded->session_start, decoded->ratchet_message);
+    }
+    Persist(*c);
+    return;
+  }
+  if (!c->ratchet) {
+    if (!survivor() && c->early.size() < kMaxEarlyEnvelopes) {
+      c->early.emplace_back(d.seq(), Bytes(bytes.begin(), bytes.end()));
+    }
+    return;
+  }
+  DecryptAndDeliver(*c, decoded->ratchet_message);
+  Persist(*c);
+}
+
+void Engine::DecryptAndDeliver(Conversation& c, ByteView message) {
+  if (message.size() < 1 + e2e::kHeaderLen) return;
+  MessageKey key{};
+  std::copy_n(message.begin() + 1, 32, key.begin());
+  std::copy_n(message.begin() + 1 + 36, 4, key.begin() + 32);
+  if (c.seen.count(key)) return;  // a duplicate: already shown once
+  auto plain = c.ratchet->Decrypt(message);
+  if (!plain.ok()) {
+    Failed(c.local, 0, Code::kInternal, "a message could not be decrypted");
+    return;
+  }
+  c.seen.insert(key);
+  const ByteView p = plain->view();
+  if (p.empty() || p[0] != kPlainText) return;  // hello, or a kind from a newer SDK
+  const sdk::MessageId id = next_message_id_++;
+  if (store_ != nullptr) (void)store_->AppendMessage(c.local, id, false, p.subspan(1));
+  PendingEvent e;
+  e.type = EventType::kMessageReceived;
+  e.conversation = c.local;
+  e.message = id;
+  e.text = SecureBuffer::CopyOf(p.subspan(1));
+  events_.push_back(std::move(e));
+}
+
+// --- sessions ---
+
+void Engine::RequestBundle(Conversation& c) {
+  if (c.bundle_in_flight || c.ratchet || c.server_id.empty()) return;
+  v1::Request r;
+  r.mutable_get_prekey_bundle()->set_conversation_id(c.server_id);
+  if (Request(std::move(r), {RequestKind::kBundle, c.local}) != 0) c.bundle_in_flight = true;
+}
+
+void Engine::StartInitiatorSession(Conversation& c, const v1::PrekeyBundle& wire) {
+  e2e::PrekeyBundle bundle;
+  auto identity = e2e::IdentityPublic::Decode(AsBytes(wire.identity_key()));
+  const auto& spk = wire.signed_prekey();
+  if (!identity || spk.public_key().size() != 32 || spk.signature().size() != 64) {
+    Failed(c.local, 0, Code::kInternal, "the counsellor's keys were malformed");
+    return;
+  }
+  bundle.identity = *identity;
+  bundle.signed_prekey_id = spk.id();
+  std::copy_n(spk.public_key().begin(), 32, bundle.signed_prekey.begin());
+  std::copy_n(spk.signature().begin(), 64, bundle.signature.begin());
+  if (wire.has_one_time_prekey() && wire.one_time_prekey().public_key().size() == 32) {
+    crypto::X25519Public opk{};
+    std::copy_n(wire.one_time_prekey().public_key().begin(), 32, opk.begin());
+    bundle.one_time_prekey.emplace(wire.one_time_prekey().id(), opk);
+  }
+  auto initiated = e2e::InitiateX3dh(keys_.identity, bundle);
+  if (!initiated.ok()) {
+    Failed(c.local, 0, Code::kInternal, "the counsellor's keys did not verify");
+    return;
+  }
+  auto ratchet = e2e::DoubleRatchet::InitInitiator(initiated->secrets.shared_secret.view(),
+                                                   bundle.signed_prekey,
+                                                   initiated->secrets.associated_data);
+  if (!ratchet.ok()) return;
+  const std::uint8_t hello[] = {kPlainHello};
+  auto first = ratchet->Encrypt(hello);
+  if (!first.ok()) return;
+  c.ratchet.emplace(std::move(ratchet).value());
+  c.remote_identity = bundle.identity;
+  Outgoing start;
+  start.envelope = e2e::EncodeSessionStart(initiated->message, *first);
+  c.outbox.push_back(std::move(start));
+  PendingEvent e;
+  e.type = EventType::kSecureSessionReady;
+  e.conversation = c.local;
+  events_.push_back(std::move(e));
+  EncryptUnsent(c);
+  SendOutbox(c);
+  Persist(c);
+}
+
+void Engine::StartResponderSession(Conversation& c, const e2e::InitialMessage& initial,
+                                   ByteView ratchet_message) {
+  const e2e::SignedPrekey* spk = nullptr;
+  for (const auto& k : keys_.signed_prekeys) {
+    if (k.id == initial.signed_prekey_id) spk = &k;
+  }
+  const e2e::OneTimePrekey* opk = nullptr;
+  if (initial.one_time_prekey_id) {
+    auto it = keys_.one_time_prekeys.find(*initial.one_time_prekey_id);
+    if (it != keys_.one_time_prekeys.end()) opk = &it->second;
+  }
+  if (spk == nullptr || (initial.one_time_prekey_id && opk == nullptr)) {
+    Failed(c.local, 0, Code::kInternal, "a session start named keys this device does not have");
+    return;
+  }
+  auto secrets = e2e::RespondX3dh(keys_.identity, *spk, opk, initial);
+  if (!secrets.ok()) return;
+  auto ratchet = e2e::DoubleRatchet::InitResponder(secrets->shared_secret.view(), spk->key.Clone(),
+                                                   secrets->associated_data);
+  if (!ratchet.ok()) return;
+  c.ratchet.emplace(std::move(ratchet).value());
+  const std::size_t received_before = events_.size();
+  DecryptAndDeliver(c, ratchet_message);
+  const bool failed = events_.size() > received_before &&
+                      events_.back().type == EventType::kRequestFailed;
+  if (failed) {
+    c.ratchet.reset();
+    return;
+  }
+  if (initial.one_time_prekey_id) keys_.one_time_prekeys.erase(*initial.one_time_prekey_id);
+  c.initial_message = initial.Encode();
+  c.remote_identity = initial.initiator;
+  PersistDevice();
+  PendingEvent e;
+  e.type = EventType::kSecureSessionReady;
+  e.conversation = c.local;
+  events_.push_back(std::move(e));
+  auto early = std::exchange(c.early, {});
+  for (auto& [seq, bytes] : early) {
+    if (auto d = e2e::DecodeEnvelope(bytes)) DecryptAndDeliver(c, d->ratchet_message);
+  }
+  EncryptUnsent(c);
+  SendOutbox(c);
+}
+
+Status Engine::EncryptInto(Conversation& c, std::uint8_t kind, ByteView body, sdk::MessageId id) {
+  SecureBuffer plain(1 + body.size());
+  plain.data()[0] = kind;
+  if (!body.empty()) std::memcpy(plain.data() + 1, body.data(), body.size());
+  HAVEN_ASSIGN_OR_RETURN(Bytes message, c.ratchet->Encrypt(plain.view()));
+  Outgoing o;
+  o.message = id;
+  o.envelope = e2e::EncodeMessage(message);
+  c.outbox.push_back(std::move(o));
+  return Status::Ok();
+}
+
+void Engine::EncryptUnsent(Conversation& c) {
+  while (!c.unsent.empty()) {
+    auto& [id, text] = c.unsent.front();
+    if (!EncryptInto(c, kPlainText, text.view(), id).ok()) {
+      Failed(c.local, id, Code::kInternal, "a message could not be encrypted");
+    }
+    c.unsent.pop_front();
+  }
+}
+
+void Engine::SendOutbox(Conversation& c) {
+  if (!online_ || c.server_id.empty()) return;
+  for (auto& o : c.outbox) {
+    if (o.request_id != 0) continue;
+    v1::Request r;
+    r.mutable_send_envelope()->set_conversation_id(c.server_id);
+    r.mutable_send_envelope()->set_ciphertext(o.envelope.data(), o.envelope.size());
+    o.request_id = Request(std::move(r), {RequestKind::kSend, c.local, o.message});
+  }
+}
+
+void Engine::PublishPrekeys(std::size_t new_one_time) {
+  if (keys_.signed_prekeys.empty()) {
+    keys_.signed_prekeys.push_back(e2e::SignedPrekey::Make(keys_.identity, keys_.next_prekey_id++));
+  }
+  const auto& spk = keys_.signed_prekeys.back();
+  v1::Request r;
+  auto* p = r.mutable_publish_prekeys();
+  const Bytes identity = keys_.identity.public_key().Encode();
+  p->set_identity_key(identity.data(), identity.size());
+  p->mutable_signed_prekey()->set_id(spk.id);
+  p->mutable_signed_prekey()->set_public_key(spk.key.public_key.data(), spk.key.public_key.size());
+  p->mutable_signed_prekey()->set_signature(spk.signature.data(), spk.signature.size());
+  for (std::size_t i = 0; i < new_one_time; ++i) {
+    e2e::OneTimePrekey opk;
+    opk.id = keys_.next_prekey_id++;
+    opk.key = e2e::DhKeyPair::Generate();
+    auto* w = p->add_one_time_prekeys();
+    w->set_id(opk.id);
+    w->set_public_key(opk.key.public_key.data(), opk.key.public_key.size());
+    const std::uint32_t id = opk.id;
+    keys_.one_time_prekeys.emplace(id, std::move(opk));
+  }
+  if (new_one_time > 0) keys_.one_time_prekeys_published = true;
+  PersistDevice();
+  Request(std::move(r), {RequestKind::kPublish});
+}
+
+void Engine::OpenOnServer(Conversation& c) {
+  v1::Request r;
+  auto* o = r.mutable_open_conversation();
+  o->set_language(c.language);
+  o->set_priority(c.priority);
+  o->set_sealed_intake(c.sealed_intake.data(), c.sealed_intake.size());
+  if (Request(std::move(r), {RequestKind::kOpen, c.local}) != 0) c.open_in_flight = true;
+}
+
+// --- commands ---
+
+sdk::Status Engine::Open(const sdk::RoutingHints& hints, std::string_view intake,
+                         sdk::ConversationId* out) {
+  if (!survivor()) return {Code::kWrongRole, "only a survivor opens conversations"};
+  if (hints.language.size() > kMaxLanguage ||
+      !std::all_of(hints.language.begin(), hints.language.end(), [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               ch == '-';
+      })) {
+    return {Code::kInvalidArgument,
+            "language must be a BCP 47 tag: at most 35 letters, digits and '-'"};
+  }
+  if (hints.priority > 9) return {Code::kInvalidArgument, "priority must be 0..9"};
+  Bytes sealed;
+  if (!intake.empty()) {
+    if (!options_.helpline_public_key) {
+      return {Code::kInvalidArgument,
+              "intake answers need the helpline public key in ClientOptions"};
+    }
+    auto s = e2e::SealToHelpline(*options_.helpline_public_key, AsBytes(intake));
+    if (!s.ok()) return {Code::kInternal, "the intake answers could not be sealed"};
+    sealed = std::move(s).value();
+  }
+  const sdk::ConversationId local = next_local_id_++;
+  Conversation& c = conversations_[local];
+  c.local = local;
+  c.language = hints.language;
+  c.priority = hints.priority;
+  c.sealed_intake = std::move(sealed);
+  PendingEvent e;
+  e.type = EventType::kConversationChanged;
+  e.conversation = local;
+  e.state = ConversationState::kOpening;
+  events_.push_back(std::move(e));
+  OpenOnServer(c);
+  *out = local;
+  return {};
+}
+
+sdk::Status Engine::Send(sdk::ConversationId id, std::string_view text, sdk::MessageId* out) {
+  Conversation* c = Find(id);
+  if (c == nullptr) return {Code::kNotFound, "no such conversation"};
+  if (Ended(c->state)) return {Code::kWrongState, "the conversation has ended"};
+  if (text.empty()) return {Code::kInvalidArgument, "the message is empty"};
+  if (text.size() > kMaxTextBytes) {
+    return {Code::kInvalidArgument, "the message is longer than 16123 bytes"};
+  }
+  const sdk::MessageId m = next_message_id_++;
+  if (store_ != nullptr) (void)store_->AppendMessage(id, m, true, AsBytes(text));
+  if (c->ratchet) {
+    if (!EncryptInto(*c, kPlainText, AsBytes(text), m).ok()) {
+      return {Code::kInternal, "the message could not be encrypted"};
+    }
+    SendOutbox(*c);
+    Persist(*c);
+  } else {
+    c->unsent.emplace_back(m, SecureBuffer::CopyOf(AsBytes(text)));
+  }
+  *out = m;
+  return {};
+}
+
+sdk::Status Engine::Close(sdk::ConversationId id) {
+  Conversation* c = Find(id);
+  if (c == nullptr) return {Code::kNotFound, "no such conversation"};
+  if (Ended(c->state)) return {};
+  if (c->server_id.empty()) {  // never reached the server (and will not)
+    c->open_unconfirmed = false;
+    SetState(*c, ConversationState::kClosedBySurvivor);
+    return {};
+  }
+  v1::Request r;
+  r.mutable_close_conversation()->set_conversation_id(c->server_id);
+  if (Request(std::move(r), {RequestKind::kClose, id}) == 0) {
+    return {Code::kUnavailable, "offline: close the conversation once connected"};
+  }
+  return {};
+}
+
+sdk::Status Engine::Claim(sdk::ConversationId id) {
+  if (survivor()) return {Code::kWrongRole, "only a counsellor claims conversations"};
+  auto it = std::find_if(queue_.begin(), queue_.end(),
+                         [id](const auto& kv) { return kv.second.conversation == id; });
+  if (it == queue_.end()) return {Code::kNotFound, "no such conversation in the queue"};
+  v1::Request r;
+  r.mutable_claim_conversation()->set_conversation_id(it->first);
+  if (Request(std::move(r), {RequestKind::kClaim, id}) == 0) {
+    return {Code::kUnavailable, "offline: claim once connected"};
+  }
+  return {};
+}
+
+sdk::Status Engine::Redeem(std::string_view code) {
+  if (survivor()) return {Code::kWrongRole, "only a counsellor client enrols"};
+  if (code.empty() || code.size() > 64) {
+    return {Code::kInvalidArgument, "an invitation code is 32 symbols (39 with dashes)"};
+  }
+  if (!online_) {
+    redeem_code_ = std::string(code);
+    return {};
+  }
+  v1::Request r;
+  r.mutable_redeem_invitation()->set_code(std::string(code));
+  Request(std::move(r), {RequestKind::kRedeem});
+  return {};
+}
+
+std::vector<sdk::QueueEntry> Engine::Queue() const {
+  std::vector<sdk::QueueEntry> out;
+  for (const auto& [sid, q] : queue_) out.push_back(q);
+  std::sort(out.begin(), out.end(), [](const sdk::QueueEntry& a, const sdk::QueueEntry& b) {
+    return a.priority != b.priority ? a.priority > b.priority : a.position < b.position;
+  });
+  return out;
+}
+
+std::vector<sdk::ConversationInfo> Engine::Conversations() const {
+  std::vector<sdk::ConversationInfo> out;
+  for (const auto& [id, c] : conversations_) {
+    out.push_back({id, c.state, c.ratchet.has_value(), c.language, c.priority});
+  }
+  return out;
+}
+
+sdk::Status Engine::SafetyNumber(sdk::ConversationId id, std::string* out) const {
+  const Conversation* c = Find(id);
+  if (c == nullptr) return {Code::kNotFound, "no such conversation"};
+  if (!c->remote_identity) return {Code::kWrongState, "the secure session is not set up yet"};
+  *out = e2e::SafetyNumber(keys_.identity.public_key(), *c->remote_identity);
+  return {};
+}
+
+sdk::Status Engine::History(sdk::ConversationId id, std::vector<sdk::HistoryEntry>* out) {
+  out->clear();
+  if (Find(id) == nullptr) return {Code::kNotFound, "no such conversation"};
+  if (store_ == nullptr) return {};
+  auto rows = store_->LoadHistory(id);
+  if (!rows.ok()) return {Code::kStorage, "the local store could not be read"};
+  for (auto& r : *rows) {
+    out->push_back({r.message, r.outgoing,
+                    std::string(reinterpret_cast<const char*>(r.text.data()), r.text.size())});
+  }
+  return {};
+}
+
+std::vector<SecureBuffer> Engine::SessionKeysForTesting() const {
+  std::vector<SecureBuffer> out;
+  for (const auto& [id, c] : conversations_) {
+    if (c.ratchet) out.push_back(SecureBuffer::CopyOf(c.ratchet->root_key_for_testing()));
+  }
+  out.push_back(SecureBuffer::CopyOf(keys_.transport.private_key.view()));
+  out.push_back(SecureBuffer::CopyOf(keys_.identity.dh.private_key.view()));
+  return out;
+}
+
+// --- the local store ---
+
+void Engine::PersistDevice() {
+  if (store_ == nullptr) return;
+  (void)store_->Put("device", keys_.Serialize().view());
+}
+
+void Engine::Persist(const Conversation& c) {
+  if (store_ == nullptr || c.server_id.empty()) return;
+  SecureBuffer ratchet = c.ratchet ? c.ratchet->Serialize() : SecureBuffer();
+  const Bytes remote = c.remote_identity ? c.remote_identity->Encode() : Bytes();
+  Bytes head;  // no secrets: ids, state, routing hints
+  PutBytes(&head, AsBytes(c.server_id));
+  head.push_back(static_cast<std::uint8_t>(c.state));
+  PutBytes(&head, AsBytes(c.language));
+  head.push_back(static_cast<std::uint8_t>(c.priority));
+  PutU64(&head, c.last_seq);
+  PutBytes(&head, remote);
+  PutBytes(&head, c.initial_message);
+  SecureBuffer blob(head.size() + 4 + ratchet.size());
+  std::memcpy(blob.data(), head.data(), head.size());
+  StoreBigEndian32(static_cast<std::uint32_t>(ratchet.size()), blob.data() + head.size());
+  if (!ratchet.empty()) std::memcpy(blob.data() + head.size() + 4, ratchet.data(), ratchet.size());
+  (void)store_->PutConversation(c.local, blob.view());
+}
+
+Result<Engine::Conversation> Engine::DecodeConversation(ByteView data) {
+  Reader r{data};
+  Conversation c;
+  ByteView sid = r.Bytes_();
+  ByteView state = r.Take(1);
+  ByteView language = r.Bytes_();
+  ByteView priority = r.Take(1);
+  c.last_seq = r.U64();
+  ByteView remote = r.Bytes_();
+  ByteView initial = r.Bytes_();
+  ByteView ratchet = r.Bytes_();
+  if (!r.ok || state[0] < 1 || state[0] > 7) {
+    return Status::DataLoss("a stored conversation is damaged");
+  }
+  c.server_id.assign(sid.begin(), sid.end());
+  c.state = static_cast<ConversationState>(state[0]);
+  c.language.assign(language.begin(), language.end());
+  c.priority = priority[0];
+  if (!remote.empty()) c.remote_identity = e2e::IdentityPublic::Decode(remote);
+  c.initial_message.assign(initial.begin(), initial.end());
+  if (!ratchet.empty()) {
+    HAVEN_ASSIGN_OR_RETURN(auto dr, e2e::DoubleRatchet::Deserialize(ratchet));
+    c.ratchet.emplace(std::move(dr));
+  }
+  return c;
+}
+
+Status Engine::Restore() {
+  if (store_ == nullptr) return Status::Ok();
+  HAVEN_ASSIGN_OR_RETURN(auto rows, store_->LoadConversations());
+  for (auto& [local, blob] : rows) {
+    HAVEN_ASSIGN_OR_RETURN(Conversation c, DecodeConversation(blob.view()));
+    c.local = local;
+    next_local_id_ = std::max(next_local_id_, local + 1);
+    local_ids_[c.server_id] = local;
+    PendingEvent e;
+    e.type = EventType::kConversationChanged;
+    e.conversation = local;
+    e.state = c.state;
+    events_.push_back(std::move(e));
+    conversations_.emplace(local, std::move(c));
+  }
+  // Message ids continue after the stored ones.
+  HAVEN_ASSIGN_OR_RETURN(std::uint64_t last, store_->LastMessageId());
+  next_message_id_ = std::max(next_message_id_, last + 1);
+  return Status::Ok();
+}
+
+}  // namespace haven::client

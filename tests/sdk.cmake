@@ -1,0 +1,12 @@
+# The SDK's client object against a real havend, and quick exit's proofs.
+haven_test(sdk_integration_test
+  SOURCES integration/sdk_client_test.cc
+  DEPS haven_client haven_havend_process haven_client_transport haven_server_store
+  PROPERTIES LABELS integration)
+
+# Quick exit's proofs: directory diff, memory scan, kill mid-wipe, exits
+# under way. A binary of its own: it forks and scans its own memory.
+haven_test(sdk_quick_exit_test
+  SOURCES integration/sdk_quick_exit_test.cc
+  DEPS haven_client haven_havend_process
+  PROPERTIES LABELS integration)
