@@ -64,9 +64,12 @@ set_target_properties(haven_shared PROPERTIES
 
 # --- libhaven.a ---
 # CMake archives the C ABI object; the POST_BUILD step then merges the
-# internal archives into the same file. LINK_DEPENDS re-runs both whenever
-# one of those archives changes.
-add_library(haven_static STATIC $<TARGET_OBJECTS:haven_capi>)
+# internal archives into the same file. A static library has no link step
+# that LINK_DEPENDS could hook, so an (empty) generated source that depends
+# on every internal archive makes Ninja re-archive and re-merge whenever one
+# of them changes.
+set(_haven_static_stamp ${CMAKE_CURRENT_BINARY_DIR}/haven_static_inputs.cc)
+add_library(haven_static STATIC $<TARGET_OBJECTS:haven_capi> ${_haven_static_stamp})
 set_target_properties(haven_static PROPERTIES OUTPUT_NAME haven)
 add_dependencies(haven_static ${HAVEN_SDK_INTERNAL_LIBS})
 set(_haven_mri_lines
@@ -78,7 +81,11 @@ foreach(lib IN LISTS HAVEN_SDK_INTERNAL_LIBS)
 endforeach()
 string(APPEND _haven_mri_lines "SAVE\nEND\n")
 file(GENERATE OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/haven_static.mri CONTENT "${_haven_mri_lines}")
-set_target_properties(haven_static PROPERTIES LINK_DEPENDS "${_haven_archives}")
+add_custom_command(OUTPUT ${_haven_static_stamp}
+  COMMAND ${CMAKE_COMMAND} -E touch ${_haven_static_stamp}
+  DEPENDS ${_haven_archives}
+  COMMENT "libhaven.a: an internal archive changed"
+  VERBATIM)
 add_custom_command(TARGET haven_static POST_BUILD
   COMMAND ${CMAKE_COMMAND} -DHAVEN_AR=${CMAKE_AR} -DHAVEN_RANLIB=${CMAKE_RANLIB}
           -DHAVEN_MRI=${CMAKE_CURRENT_BINARY_DIR}/haven_static.mri
