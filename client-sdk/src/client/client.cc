@@ -337,7 +337,14 @@ struct Client::Impl {
         auto [ec, n] = co_await asio::async_write(sock, asio::buffer(next), kUseTuple);
         if (ec) co_return;
       }
-      if (close_after_write) co_return;
+      if (close_after_write) {
+        // FIN after the notice, then let the reader drain until the server
+        // closes: closing with unread input would send a RST, and a RST
+        // makes the server discard the notice it has not read yet.
+        boost::system::error_code ignored;
+        sock.shutdown(tcp::socket::shutdown_send, ignored);
+        close_after_write = false;
+      }
       kick->expires_at(asio::steady_timer::time_point::max());
       co_await kick->async_wait(kUseTuple);
       if (Cancelled(cs)) co_return;
@@ -367,8 +374,13 @@ struct Client::Impl {
   // On the I/O thread, after QuickExit wiped everything: write the sealed
   // QuickExit frame if there is a connection, close within the deadline.
   void SendQuickExitAndClose(Bytes framed) {
-    write_queue.clear();
-    if (socket == nullptr) return;
+    // Frames already sealed stay in the queue, ahead of the notice: the
+    // notice's Noise nonce follows theirs, and a gap would make the server
+    // drop the connection unread. They hold only ciphertext.
+    if (socket == nullptr) {
+      write_queue.clear();
+      return;
+    }
     if (!framed.empty()) write_queue.push_back(std::move(framed));
     close_after_write = true;
     if (kick) kick->cancel();

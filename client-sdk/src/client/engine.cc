@@ -23,6 +23,7 @@ constexpr std::size_t kInitialOneTimePrekeys = 20;
 constexpr std::size_t kMoreOneTimePrekeys = 20;
 constexpr std::size_t kMaxEarlyEnvelopes = 256;
 constexpr std::size_t kMaxLanguage = 35;
+constexpr std::size_t kSendWindow = 32;
 
 constexpr char kCrockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -409,6 +410,7 @@ void Engine::HandleResponse(std::uint64_t request_id, const v1::Response& respon
       if (response.has_envelope_accepted()) {
         const sdk::MessageId m = o->message;
         c->outbox.erase(o);
+        SendOutbox(*c);
         if (m != 0) {
           PendingEvent e;
           e.type = EventType::kMessageSent;
@@ -648,7 +650,7 @@ void Engine::DecryptAndDeliver(Conversation& c, ByteView message) {
   e.type = EventType::kMessageReceived;
   e.conversation = c.local;
   e.message = id;
-  e.text = SecureBuffer::CopyOf(p.subspan(1));
+  e.text = WipedBytes::CopyOf(p.subspan(1));
   events_.push_back(std::move(e));
 }
 
@@ -750,13 +752,16 @@ void Engine::StartResponderSession(Conversation& c, const e2e::InitialMessage& i
 }
 
 Status Engine::EncryptInto(Conversation& c, std::uint8_t kind, ByteView body, sdk::MessageId id) {
-  SecureBuffer plain(1 + body.size());
-  plain.data()[0] = kind;
-  if (!body.empty()) std::memcpy(plain.data() + 1, body.data(), body.size());
-  HAVEN_ASSIGN_OR_RETURN(Bytes message, c.ratchet->Encrypt(plain.view()));
+  Bytes plain;
+  plain.reserve(1 + body.size());  // one allocation: no stale copy left behind
+  plain.push_back(kind);
+  plain.insert(plain.end(), body.begin(), body.end());
+  auto message = c.ratchet->Encrypt(plain);
+  SecureZero(plain);
+  HAVEN_RETURN_IF_ERROR(message.status());
   Outgoing o;
   o.message = id;
-  o.envelope = e2e::EncodeMessage(message);
+  o.envelope = e2e::EncodeMessage(*message);
   c.outbox.push_back(std::move(o));
   return Status::Ok();
 }
@@ -773,8 +778,14 @@ void Engine::EncryptUnsent(Conversation& c) {
 
 void Engine::SendOutbox(Conversation& c) {
   if (!online_ || c.server_id.empty()) return;
+  // A window of unanswered sends: the server cuts a client whose requests
+  // outrun the answers it reads (OVERLOADED), and a burst must not do that.
+  std::size_t in_flight = 0;
+  for (const auto& o : c.outbox) in_flight += o.request_id != 0 ? 1u : 0u;
   for (auto& o : c.outbox) {
+    if (in_flight >= kSendWindow) break;
     if (o.request_id != 0) continue;
+    ++in_flight;
     v1::Request r;
     r.mutable_send_envelope()->set_conversation_id(c.server_id);
     r.mutable_send_envelope()->set_ciphertext(o.envelope.data(), o.envelope.size());
@@ -875,7 +886,7 @@ sdk::Status Engine::Send(sdk::ConversationId id, std::string_view text, sdk::Mes
     SendOutbox(*c);
     Persist(*c);
   } else {
-    c->unsent.emplace_back(m, SecureBuffer::CopyOf(AsBytes(text)));
+    c->unsent.emplace_back(m, WipedBytes::CopyOf(AsBytes(text)));
   }
   *out = m;
   return {};

@@ -33,7 +33,7 @@ struct PendingEvent {
   sdk::ConversationId conversation = 0;
   sdk::ConversationState state{};
   sdk::MessageId message = 0;
-  SecureBuffer text;
+  WipedBytes text;
   sdk::Code error = sdk::Code::kOk;
   std::string error_message;
 };
@@ -132,7 +132,7 @@ class Engine {
     Bytes initial_message;  // counsellor: what started the session
     bool bundle_in_flight = false;
     std::deque<Outgoing> outbox;
-    std::deque<std::pair<sdk::MessageId, SecureBuffer>> unsent;  // waiting for the session
+    std::deque<std::pair<sdk::MessageId, WipedBytes>> unsent;  // waiting for the session
     std::deque<std::pair<std::uint64_t, Bytes>> early;  // counsellor: before the session start
     std::uint64_t last_seq = 0;
     bool ack_due = false;

@@ -42,6 +42,16 @@ bool WipePending(const fs::path& dir) {
 Status WipeStorageDir(const fs::path& dir) {
   if (dir.empty()) return Status::Ok();
   const fs::path marker = dir / kWipeMarkerName;
+  Status first_error;
+  std::error_code ec;
+  std::vector<fs::path> victims;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (IsHavenFile(entry)) victims.push_back(entry.path());
+  }
+  if (ec) first_error = Status::Unavailable("the storage directory could not be listed");
+  // A memory-only client has nothing here: quick exit then touches no disk.
+  if (victims.empty() && first_error.ok() && !WipePending(dir)) return Status::Ok();
+
   // The marker is empty: its existence is the message.
   const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd >= 0) {
@@ -51,13 +61,6 @@ Status WipeStorageDir(const fs::path& dir) {
   }
   Step(1);
 
-  Status first_error;
-  std::error_code ec;
-  std::vector<fs::path> victims;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (IsHavenFile(entry)) victims.push_back(entry.path());
-  }
-  if (ec) first_error = Status::Unavailable("the storage directory could not be listed");
   int step = 2;
   for (const auto& path : victims) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT && first_error.ok()) {

@@ -55,4 +55,39 @@ class SecureBuffer {
   std::size_t size_ = 0;
 };
 
+// Ordinary heap memory that is zeroed before it is freed: for message
+// plaintext, of which there can be thousands. A SecureBuffer costs a few
+// pages and several system calls to allocate and to free (munmap shoots down
+// TLBs on every thread), which quick exit cannot afford per message; keys
+// stay in SecureBuffer. Fixed size, move-only.
+class WipedBytes {
+ public:
+  WipedBytes() = default;
+  static WipedBytes CopyOf(ByteView data) {
+    WipedBytes b;
+    b.bytes_.assign(data.begin(), data.end());
+    return b;
+  }
+  WipedBytes(WipedBytes&& other) noexcept : bytes_(std::move(other.bytes_)) { other.bytes_.clear(); }
+  WipedBytes& operator=(WipedBytes&& other) noexcept {
+    if (this != &other) {
+      SecureZero(bytes_);
+      bytes_ = std::move(other.bytes_);
+      other.bytes_.clear();
+    }
+    return *this;
+  }
+  WipedBytes(const WipedBytes&) = delete;
+  WipedBytes& operator=(const WipedBytes&) = delete;
+  ~WipedBytes() { SecureZero(bytes_); }
+
+  const std::uint8_t* data() const { return bytes_.data(); }
+  std::size_t size() const { return bytes_.size(); }
+  bool empty() const { return bytes_.empty(); }
+  ByteView view() const { return bytes_; }
+
+ private:
+  Bytes bytes_;  // never resized after construction: no stale copies
+};
+
 }  // namespace haven
