@@ -1,0 +1,363 @@
+// haven-chat as people use it: a counsellor and a survivor, each typing into
+// a real terminal (a private tmux server), against a real havend on
+// 127.0.0.1. The counsellor sees the queue entry and claims it, messages
+// appear on the other screen both ways, then the survivor presses the
+// quick-exit key: their terminal, scrollback included, shows nothing of the
+// conversation (nor of Haven), their process has ended with status 0, and the
+// counsellor sees the "left quickly" banner at once.
+//
+// tmux is required. Without it the test fails, unless HAVEN_ALLOW_NO_TMUX is
+// set, in which case it is skipped. HAVEN_CHAT_SHOW_PANES=1 prints both
+// terminals (scrollback included) after the quick exit.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/havend_process.h"
+
+namespace haven {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using testing::HavendProcess;
+
+struct CommandResult {
+  int exit_code = -1;  // -1: did not start, was killed, or timed out
+  std::string output;  // stdout and stderr
+};
+
+// Runs a program (no shell involved) and collects its output.
+CommandResult RunCommand(const std::vector<std::string>& args,
+                         std::chrono::milliseconds timeout = 10s) {
+  CommandResult result;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return result;
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return result;
+  }
+  if (pid == 0) {
+    ::dup2(fds[1], STDOUT_FILENO);
+    ::dup2(fds[1], STDERR_FILENO);
+    ::unsetenv("TMUX");  // never talk to a tmux the test may itself run in
+    if (::getenv("TERM") == nullptr) ::setenv("TERM", "xterm-256color", 1);
+    std::vector<std::string> copy = args;
+    std::vector<char*> argv;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left <= 0ms) break;
+    pollfd p{fds[0], POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;  // end of output: the program is done
+    result.output.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (Clock::now() < deadline && ::waitpid(pid, &status, WNOHANG) == 0) {
+    std::this_thread::sleep_for(5ms);
+  }
+  if (::waitpid(pid, &status, WNOHANG) == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return result;
+  }
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::string Trim(const std::string& s) {
+  const auto first = s.find_first_not_of(" \r\n\t");
+  if (first == std::string::npos) return "";
+  return s.substr(first, s.find_last_not_of(" \r\n\t") - first + 1);
+}
+
+// A private tmux server (its own socket), killed when this goes out of scope,
+// whatever happened in the test.
+class Tmux {
+ public:
+  Tmux()
+      : socket_("haven-chat-test-" + std::to_string(::getpid()) + "-" +
+                std::to_string(Clock::now().time_since_epoch().count())) {}
+  ~Tmux() {
+    if (!started_) return;
+    Run({"kill-server"});
+    if (!socket_path_.empty()) std::filesystem::remove(socket_path_);
+  }
+  Tmux(const Tmux&) = delete;
+  Tmux& operator=(const Tmux&) = delete;
+
+  CommandResult Run(const std::vector<std::string>& args) {
+    std::vector<std::string> full = {"tmux", "-L", socket_, "-f", "/dev/null"};
+    full.insert(full.end(), args.begin(), args.end());
+    return RunCommand(full);
+  }
+
+  // A session whose first window is `window`; every window runs a plain
+  // POSIX shell with a neutral prompt, as a person's terminal would.
+  bool Start(const std::string& window, const std::string& home) {
+    started_ = true;
+    const CommandResult r = Run({"new-session", "-d", "-s", "chat", "-n", window, "-x", "160",
+                                 "-y", "50", Shell(home)});
+    if (r.exit_code != 0) {
+      ADD_FAILURE() << "tmux new-session failed: " << r.output;
+      return false;
+    }
+    socket_path_ = Trim(Run({"display-message", "-p", "#{socket_path}"}).output);
+    // A shell that dies keeps its pane, so that a failure can be read.
+    Run({"set-option", "-g", "remain-on-exit", "on"});
+    Run({"set-option", "-g", "history-limit", "10000"});
+    return true;
+  }
+
+  bool AddWindow(const std::string& window, const std::string& home) {
+    const CommandResult r = Run({"new-window", "-d", "-t", "chat", "-n", window, Shell(home)});
+    if (r.exit_code != 0) ADD_FAILURE() << "tmux new-window failed: " << r.output;
+    return r.exit_code == 0;
+  }
+
+  // Types `text` (literally) and presses Enter.
+  void Type(const std::string& window, const std::string& text) {
+    Run({"send-keys", "-t", Target(window), "-l", text});
+    Run({"send-keys", "-t", Target(window), "Enter"});
+  }
+  void Keys(const std::string& window, const std::vector<std::string>& keys) {
+    std::vector<std::string> args = {"send-keys", "-t", Target(window)};
+    args.insert(args.end(), keys.begin(), keys.end());
+    Run(args);
+  }
+
+  // The visible screen, or with `history` the whole scrollback too. Wrapped
+  // lines are joined.
+  std::string Capture(const std::string& window, bool history = false) {
+    std::vector<std::string> args = {"capture-pane", "-p", "-J", "-t", Target(window)};
+    if (history) args.insert(args.end(), {"-S", "-", "-E", "-"});
+    return Run(args).output;
+  }
+
+  // Polls the screen until it shows `needle`. Returns the last capture in `out`.
+  bool WaitFor(const std::string& window, const std::string& needle,
+               std::chrono::milliseconds timeout, std::string* out = nullptr) {
+    const auto deadline = Clock::now() + timeout;
+    std::string screen;
+    do {
+      screen = Capture(window);
+      if (screen.find(needle) != std::string::npos) {
+        if (out != nullptr) *out = screen;
+        return true;
+      }
+      std::this_thread::sleep_for(40ms);
+    } while (Clock::now() < deadline);
+    if (out != nullptr) *out = screen;
+    return false;
+  }
+
+ private:
+  std::string Target(const std::string& window) const { return "chat:" + window; }
+  static std::string Shell(const std::string& home) {
+    return "env -i PATH=/usr/bin:/bin HOME=" + home +
+           " TERM=tmux-256color LANG=C.UTF-8 PS1='$ ' /bin/sh";
+  }
+
+  std::string socket_;
+  std::string socket_path_;  // removed at the end: kill-server leaves it behind
+  bool started_ = false;
+};
+
+bool TmuxAvailable() { return RunCommand({"tmux", "-V"}).exit_code == 0; }
+
+std::string Hex(const noise::PublicKey& key) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (auto b : key) {
+    out.push_back(digits[b >> 4]);
+    out.push_back(digits[b & 0x0f]);
+  }
+  return out;
+}
+
+std::string ReadSmallFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+constexpr const char* kCounsellor = "counsellor";
+constexpr const char* kSurvivor = "survivor";
+
+TEST(HavenChatTmux, ConversationThenQuickExit) {
+  if (!TmuxAvailable()) {
+    if (::getenv("HAVEN_ALLOW_NO_TMUX") != nullptr) {
+      GTEST_SKIP() << "tmux is not installed (HAVEN_ALLOW_NO_TMUX is set)";
+    }
+    FAIL() << "tmux is not installed: this test drives haven-chat through it "
+              "(install tmux, or set HAVEN_ALLOW_NO_TMUX=1 to skip)";
+  }
+
+  auto server = HavendProcess::Start();
+  ASSERT_NE(server, nullptr);
+  const std::string invite = server->Enrol("counsellor");
+  ASSERT_FALSE(invite.empty());
+  const auto home = testing::MakeTempDir("chat");
+  struct RemoveAtEnd {
+    std::filesystem::path dir;
+    ~RemoveAtEnd() { std::filesystem::remove_all(dir); }
+  } remove_home{home};
+  const std::string exit_file = (home / "survivor-exit-status").string();
+  const std::string common = std::string(" --port ") + std::to_string(server->port()) +
+                             " --server-key " + Hex(server->server_key());
+
+  Tmux tmux;
+  ASSERT_TRUE(tmux.Start(kCounsellor, home.string()));
+  ASSERT_TRUE(tmux.AddWindow(kSurvivor, home.string()));
+  std::string counsellor_screen, survivor_screen;
+  auto panes = [&] {
+    return "\n--- counsellor pane ---\n" + tmux.Capture(kCounsellor, true) +
+           "\n--- survivor pane ---\n" + tmux.Capture(kSurvivor, true) + "\n--- havend ---\n" +
+           server->Output();
+  };
+  ASSERT_TRUE(tmux.WaitFor(kCounsellor, "$", 5s)) << panes();
+  ASSERT_TRUE(tmux.WaitFor(kSurvivor, "$", 5s)) << panes();
+
+  // The counsellor starts the console with their invitation.
+  tmux.Type(kCounsellor, std::string(HAVEN_CHAT_PATH) + " --counsellor" + common + " --invite " +
+                             invite);
+  ASSERT_TRUE(tmux.WaitFor(kCounsellor, "This device is enrolled", 20s)) << panes();
+
+  // The survivor starts theirs (and the shell records how it ended).
+  tmux.Type(kSurvivor, std::string(HAVEN_CHAT_PATH) + " --survivor" + common +
+                           " --language en --priority 3; echo $? > " + exit_file);
+  ASSERT_TRUE(tmux.WaitFor(kSurvivor, "You are connected. A counsellor will join soon.", 20s))
+      << panes();
+  ASSERT_TRUE(tmux.WaitFor(kSurvivor, "Type a message and press Enter.", 5s)) << panes();
+
+  // The counsellor hears that someone waits, looks at the queue, claims.
+  ASSERT_TRUE(tmux.WaitFor(kCounsellor, "Someone is waiting", 15s)) << panes();
+  tmux.Type(kCounsellor, "/queue");
+  ASSERT_TRUE(tmux.WaitFor(kCounsellor, "Type /claim N", 5s, &counsellor_screen)) << panes();
+  std::smatch m;
+  const std::regex entry(
+      R"(#(\d+)\s+language: en\s+priority: 3\s+waiting position: 1\s+online)");
+  ASSERT_TRUE(std::regex_search(counsellor_screen, m, entry)) << panes();
+  const std::string number = m[1].str();
+  tmux.Type(kCounsellor, "/claim " + number);
+  ASSERT_TRUE(tmux.WaitFor(kCounsellor, "You are now talking with the survivor in conversation #" +
+                                            number,
+                           15s))
+      << panes();
+  ASSERT_TRUE(tmux.WaitFor(kSurvivor, "A counsellor has joined. You can talk now.", 15s))
+      << panes();
+
+  // Messages, both ways, each shown on the other screen.
+  const std::string from_survivor = "is anyone there? violet-lantern-2291";
+  const std::string from_counsellor = "Yes, I am here. copper-meadow-5730";
+  tmux.Type(kSurvivor, from_survivor);
+  ASSERT_TRUE(tmux.WaitFor(kSurvivor, "You: " + from_survivor, 5s)) << panes();
+  ASSERT_TRUE(tmux.WaitFor(kCounsellor, "Survivor: " + from_survivor, 15s)) << panes();
+  tmux.Type(kCounsellor, from_counsellor);
+  ASSERT_TRUE(tmux.WaitFor(kSurvivor, "Counsellor: " + from_counsellor, 15s)) << panes();
+
+  // The survivor has started typing something else when they must leave.
+  const std::string half_typed = "wait, someone is com";
+  tmux.Keys(kSurvivor, {"-l", half_typed});
+  ASSERT_TRUE(tmux.WaitFor(kSurvivor, "> " + half_typed, 5s)) << panes();
+
+  // Quick exit: Esc twice.
+  const auto pressed = Clock::now();
+  tmux.Keys(kSurvivor, {"Escape", "Escape"});
+
+  // The counsellor is told at once, with the distinct banner.
+  ASSERT_TRUE(tmux.WaitFor(kCounsellor, "They used quick exit: they may not be safe right now.",
+                           2s, &counsellor_screen))
+      << "no quick-exit banner within 2 s of the key" << panes();
+  const auto banner_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - pressed).count();
+  std::cout << "[ haven-chat ] counsellor banner " << banner_ms << " ms after the key\n";
+  EXPECT_NE(counsellor_screen.find("Do not try to re-contact unless a safe way was agreed."),
+            std::string::npos)
+      << counsellor_screen;
+  EXPECT_EQ(counsellor_screen.find("Connection lost"), std::string::npos)
+      << "a quick exit must not look like a lost connection\n"
+      << counsellor_screen;
+
+  // The survivor's haven-chat has ended, with status 0...
+  const auto deadline = Clock::now() + 5s;
+  std::string status;
+  while (Clock::now() < deadline) {
+    status = Trim(ReadSmallFile(exit_file));
+    if (!status.empty()) break;
+    std::this_thread::sleep_for(40ms);
+  }
+  EXPECT_EQ(status, "0") << "haven-chat did not exit (or not with 0) after the quick-exit key"
+                         << panes();
+  const auto exit_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - pressed).count();
+  std::cout << "[ haven-chat ] survivor process ended " << exit_ms << " ms after the key\n";
+
+  // ...and their terminal shows a shell prompt and nothing else, in the
+  // scrollback too: no message, no label, not even the command line that
+  // named the program.
+  std::string history;
+  const auto settle = Clock::now() + 3s;
+  do {
+    history = tmux.Capture(kSurvivor, true);
+    if (Trim(history) == "$") break;
+    std::this_thread::sleep_for(40ms);
+  } while (Clock::now() < settle);
+  EXPECT_EQ(Trim(history), "$") << "the survivor's terminal still shows something:\n" << history;
+  const std::string lower = Lower(history);
+  for (const std::string& secret :
+       {from_survivor, from_counsellor, half_typed, std::string("violet"),
+        std::string("copper"), std::string("haven"), std::string("counsellor"),
+        std::string("survivor"), std::string("quick exit"), invite}) {
+    EXPECT_EQ(lower.find(Lower(secret)), std::string::npos)
+        << "'" << secret << "' is still in the survivor's terminal:\n"
+        << history;
+  }
+  // The counsellor's own screen keeps the conversation (they need it).
+  const std::string counsellor_history = tmux.Capture(kCounsellor, true);
+  EXPECT_NE(counsellor_history.find("Survivor: " + from_survivor), std::string::npos);
+
+  if (::getenv("HAVEN_CHAT_SHOW_PANES") != nullptr) std::cout << panes() << "\n";
+
+  // The counsellor leaves normally.
+  tmux.Type(kCounsellor, "/quit");
+  EXPECT_TRUE(tmux.WaitFor(kCounsellor, "/quit\n$", 5s)) << panes();
+}
+
+}  // namespace
+}  // namespace haven
