@@ -13,9 +13,10 @@
 //
 // Every method is thread-safe, never blocks on the network and may be called
 // from inside the callback (except the destructor). Operations that need the
-// server (opening, claiming, sending) return at once with a local id; their
-// outcome arrives as an event. They are kept while the client is offline and
-// carried out when it is back online.
+// server return at once; their outcome arrives as an event. OpenConversation,
+// Send and RedeemInvitation are kept while the client is offline and carried
+// out when it is back online; Claim and CloseConversation need the
+// connection and return kUnavailable while offline.
 //
 // QuickExit() is the survivor's escape: see its comment and docs/sdk.md.
 //
@@ -47,7 +48,7 @@ enum class Code : int {
   kStorage = 6,           // the local store or storage directory failed
   kWrongPassphrase = 7,   // the local store did not open with this key
   kRefused = 8,           // the server refused (the message says why)
-  kUnavailable = 9,       // the server cannot be reached (asynchronous only)
+  kUnavailable = 9,       // offline: Claim / CloseConversation need the connection
   kInternal = 10,
 };
 
@@ -194,8 +195,9 @@ class Client {
                        std::unique_ptr<Client>* out);
 
   // Stops both threads; no callback runs once it returns. This is not a
-  // quick exit: the local store, if enabled, is kept. Must not be called
-  // from inside the callback.
+  // quick exit: the local store, if enabled, is kept. After QuickExit() it
+  // first lets the final kQuickExitCompleted reach the callback. Must not be
+  // called from inside the callback.
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

@@ -80,6 +80,11 @@ struct Client::Impl {
 
   std::mutex quick_exit_mu;
   bool wiped = false;
+  // Set by the I/O thread once quick exit's notice is written and the
+  // connection closed (or there was no connection): the destructor waits
+  // for it, within the notice's deadline, so that an app which frees the
+  // client right after QuickExit() still tells the counsellor.
+  std::atomic<bool> notice_done{false};
 
   // --- the I/O thread (everything below is touched only there) ---
   asio::io_context io;
@@ -274,6 +279,7 @@ struct Client::Impl {
     boost::system::error_code ignored;
     sock.shutdown(tcp::socket::shutdown_both, ignored);
     sock.close(ignored);
+    if (exited.load()) notice_done.store(true);
     co_return true;
   }
 
@@ -379,6 +385,7 @@ struct Client::Impl {
     // drop the connection unread. They hold only ciphertext.
     if (socket == nullptr) {
       write_queue.clear();
+      notice_done.store(true);
       return;
     }
     if (!framed.empty()) write_queue.push_back(std::move(framed));
@@ -491,13 +498,24 @@ Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Client::~Client() {
   Impl& d = *impl_;
+  if (d.exited.load()) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + d.options.quick_exit_notice_timeout + std::chrono::milliseconds(50);
+    while (!d.notice_done.load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
   d.shutting_down.store(true);
   d.io.stop();
   if (d.io_thread.joinable()) d.io_thread.join();
   {
     std::lock_guard lock(d.ev_mu);
-    d.ev_stop = true;
-    d.ev_queue.clear();
+    // After quick exit the event thread ends by itself, once the final
+    // event is delivered; otherwise pending events are dropped (and zeroed).
+    if (!d.exited.load()) {
+      d.ev_stop = true;
+      d.ev_queue.clear();
+    }
     d.ev_cv.notify_one();
   }
   if (d.ev_thread.joinable()) d.ev_thread.join();
@@ -514,6 +532,18 @@ Status Client::Create(const ClientOptions& options, EventCallback on_event,
     d->options.resumption_secret = {};
     d->options.store_key.reset();
     d->callback = std::move(on_event);
+
+    // Before anything else: finish a wipe that a crash interrupted.
+    if (!options.storage_dir.empty()) {
+      d->dir = options.storage_dir;
+      std::error_code fec;
+      if (!fs::is_directory(d->dir, fec)) {
+        return {Code::kInvalidArgument, "storage_dir must be an existing directory"};
+      }
+      if (client::WipePending(d->dir) && !client::WipeStorageDir(d->dir).ok()) {
+        return {Code::kStorage, "an interrupted quick exit could not be completed in storage_dir"};
+      }
+    }
 
     if (options.role != Role::kSurvivor && options.role != Role::kCounsellor) {
       return {Code::kInvalidArgument, "role must be survivor or counsellor"};
@@ -535,18 +565,6 @@ Status Client::Create(const ClientOptions& options, EventCallback on_event,
     if (options.role == Role::kCounsellor &&
         (options.resumable || !options.resumption_secret.empty())) {
       return {Code::kInvalidArgument, "resumption is for survivors; a counsellor device keeps its keys in the local store"};
-    }
-
-    // Before anything else: finish a wipe that a crash interrupted.
-    if (!options.storage_dir.empty()) {
-      d->dir = options.storage_dir;
-      std::error_code fec;
-      if (!fs::is_directory(d->dir, fec)) {
-        return {Code::kInvalidArgument, "storage_dir must be an existing directory"};
-      }
-      if (client::WipePending(d->dir) && !client::WipeStorageDir(d->dir).ok()) {
-        return {Code::kStorage, "an interrupted quick exit could not be completed in storage_dir"};
-      }
     }
 
     if (options.local_store) {

@@ -214,8 +214,10 @@ std::optional<SecureBuffer> DecodeResumptionSecret(std::string_view text) {
   std::uint32_t buffer = 0;
   int bits = 0;
   std::size_t n = 0;
+  std::size_t symbols = 0;
   for (char ch : text) {
     if (ch == '-' || ch == ' ') continue;
+    if (++symbols > 32) return std::nullopt;
     char c = (ch >= 'a' && ch <= 'z') ? static_cast<char>(ch - 'a' + 'A') : ch;
     if (c == 'O') c = '0';
     if (c == 'I' || c == 'L') c = '1';
@@ -229,7 +231,7 @@ std::optional<SecureBuffer> DecodeResumptionSecret(std::string_view text) {
       bits -= 8;
     }
   }
-  if (n != out.size()) return std::nullopt;
+  if (n != out.size() || symbols != 32) return std::nullopt;
   return out;
 }
 
@@ -411,6 +413,7 @@ void Engine::HandleResponse(std::uint64_t request_id, const v1::Response& respon
         const sdk::MessageId m = o->message;
         c->outbox.erase(o);
         SendOutbox(*c);
+        Persist(*c);
         if (m != 0) {
           PendingEvent e;
           e.type = EventType::kMessageSent;
@@ -610,12 +613,23 @@ void Engine::HandleEnvelope(const v1::EnvelopeDelivery& d) {
       StartResponderSession(*c, *decoded->session_start, decoded->ratchet_message);
     } else if (initial == c->initial_message) {
       DecryptAndDeliver(*c, decoded->ratchet_message);  // a copy: rejected as a duplicate
-    } else if (c->remote_identity && decoded->session_start->initiator == *c->remote_identity) {
+    } else if (c->remote_identity && decoded->session_start->initiator == *c->remote_identity &&
+               !c->past_starts.count(initial)) {
       // The same survivor identity started again (it resumed without its
-      // stored session): the new session replaces the old one.
+      // stored session): the new session replaces the old one, but only once
+      // it has proved itself by decrypting; a replayed older start is ignored.
+      auto old_ratchet = std::move(c->ratchet);
+      auto old_seen = std::move(c->seen);
+      auto old_initial = c->initial_message;
       c->ratchet.reset();
       c->seen.clear();
       StartResponderSession(*c, *decoded->session_start, decoded->ratchet_message);
+      if (!c->ratchet) {
+        c->ratchet = std::move(old_ratchet);
+        c->seen = std::move(old_seen);
+      } else {
+        c->past_starts.insert(std::move(old_initial));
+      }
     }
     Persist(*c);
     return;
@@ -887,6 +901,7 @@ sdk::Status Engine::Send(sdk::ConversationId id, std::string_view text, sdk::Mes
     Persist(*c);
   } else {
     c->unsent.emplace_back(m, WipedBytes::CopyOf(AsBytes(text)));
+    Persist(*c);
   }
   *out = m;
   return {};
@@ -1004,10 +1019,40 @@ void Engine::Persist(const Conversation& c) {
   PutU64(&head, c.last_seq);
   PutBytes(&head, remote);
   PutBytes(&head, c.initial_message);
-  SecureBuffer blob(head.size() + 4 + ratchet.size());
-  std::memcpy(blob.data(), head.data(), head.size());
-  StoreBigEndian32(static_cast<std::uint32_t>(ratchet.size()), blob.data() + head.size());
-  if (!ratchet.empty()) std::memcpy(blob.data() + head.size() + 4, ratchet.data(), ratchet.size());
+  // What waits to be sent goes with the ratchet that made it: a session
+  // start the server has not accepted yet must survive a restart.
+  std::size_t tail_size = 8;
+  for (const auto& o : c.outbox) tail_size += 12 + o.envelope.size();
+  for (const auto& [id, text] : c.unsent) tail_size += 12 + text.size();
+  SecureBuffer blob(head.size() + 4 + ratchet.size() + tail_size);
+  std::uint8_t* p = blob.data();
+  auto put = [&p](ByteView b) {
+    if (!b.empty()) std::memcpy(p, b.data(), b.size());
+    p += b.size();
+  };
+  auto put32 = [&p](std::size_t v) {
+    StoreBigEndian32(static_cast<std::uint32_t>(v), p);
+    p += 4;
+  };
+  auto put64 = [&put32](std::uint64_t v) {
+    put32(static_cast<std::size_t>(v >> 32));
+    put32(static_cast<std::size_t>(v & 0xFFFFFFFFu));
+  };
+  put(head);
+  put32(ratchet.size());
+  put(ratchet.view());
+  put32(c.outbox.size());
+  for (const auto& o : c.outbox) {
+    put64(o.message);
+    put32(o.envelope.size());
+    put(o.envelope);
+  }
+  put32(c.unsent.size());
+  for (const auto& [id, text] : c.unsent) {
+    put64(id);
+    put32(text.size());
+    put(text.view());
+  }
   (void)store_->PutConversation(c.local, blob.view());
 }
 
@@ -1035,6 +1080,21 @@ Result<Engine::Conversation> Engine::DecodeConversation(ByteView data) {
     HAVEN_ASSIGN_OR_RETURN(auto dr, e2e::DoubleRatchet::Deserialize(ratchet));
     c.ratchet.emplace(std::move(dr));
   }
+  const std::uint32_t outgoing = r.U32();
+  for (std::uint32_t i = 0; r.ok && i < outgoing; ++i) {
+    Outgoing o;
+    o.message = r.U64();
+    ByteView env = r.Bytes_();
+    o.envelope.assign(env.begin(), env.end());
+    if (r.ok) c.outbox.push_back(std::move(o));
+  }
+  const std::uint32_t unsent = r.U32();
+  for (std::uint32_t i = 0; r.ok && i < unsent; ++i) {
+    const sdk::MessageId id = r.U64();
+    ByteView text = r.Bytes_();
+    if (r.ok) c.unsent.emplace_back(id, WipedBytes::CopyOf(text));
+  }
+  if (!r.ok) return Status::DataLoss("a stored conversation is damaged");
   return c;
 }
 

@@ -137,6 +137,7 @@ class Engine {
     std::uint64_t last_seq = 0;
     bool ack_due = false;
     std::set<MessageKey> seen;
+    std::set<Bytes> past_starts;  // counsellor: replaced sessions' starts, never again
   };
   enum class RequestKind { kSession, kOpen, kClaim, kSend, kAck, kClose, kBundle, kRedeem,
                            kPublish, kQueue };

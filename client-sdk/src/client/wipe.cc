@@ -63,6 +63,17 @@ Status WipeStorageDir(const fs::path& dir) {
 
   int step = 2;
   for (const auto& path : victims) {
+    if (path.filename() == kSaltFileName) {
+      // With the salt, a passphrase rebuilds the store key: overwrite it in
+      // place first (best effort on flash, which remaps writes).
+      const int sfd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (sfd >= 0) {
+        const std::uint8_t zeros[64] = {};
+        (void)!::write(sfd, zeros, sizeof zeros);
+        (void)::fdatasync(sfd);
+        ::close(sfd);
+      }
+    }
     if (::unlink(path.c_str()) != 0 && errno != ENOENT && first_error.ok()) {
       first_error = Status::Unavailable("a file in the storage directory could not be removed");
     }
