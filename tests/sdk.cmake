@@ -10,3 +10,8 @@ haven_test(sdk_quick_exit_test
   SOURCES integration/sdk_quick_exit_test.cc
   DEPS haven_client haven_havend_process
   PROPERTIES LABELS integration)
+
+# The SDK's sans-I/O pieces: resumption secret, stored device keys.
+haven_test(sdk_unit_test
+  SOURCES unit/sdk_engine_test.cc
+  DEPS haven_client)

@@ -267,5 +267,50 @@ TEST_F(SdkClientTest, IntakeAnswersTravelSealedToTheHelpline) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(opened->data()), opened->size()), intake);
 }
 
+TEST_F(SdkClientTest, CounsellorDeviceWithAStoreKeepsItsEnrolmentAndSessionsAcrossRestarts) {
+  const auto dir = MakeTempDir("counsellor-store");
+  auto co = SdkClient::Options(*server_, sdk::Role::kCounsellor);
+  co.storage_dir = dir.string();
+  co.local_store = true;
+  co.store_key.emplace();
+  co.store_key->fill(0x17);
+  auto counsellor = EnrolledCounsellor(*server_, co);
+  auto survivor = NewSurvivor();
+  sdk::ConversationId at_survivor = 0;
+  ASSERT_TRUE((*survivor)->OpenConversation({"en", 0}, "", &at_survivor).ok());
+  std::vector<sdk::QueueEntry> q;
+  ASSERT_TRUE(counsellor->WaitFor([&](const Recorded&) {
+    return (*counsellor)->Queue(&q).ok() && !q.empty();
+  }).has_value());
+  ASSERT_TRUE((*counsellor)->Claim(q[0].conversation).ok());
+  ASSERT_TRUE(counsellor->WaitType(EventType::kSecureSessionReady).has_value());
+  ASSERT_TRUE(survivor->WaitType(EventType::kSecureSessionReady).has_value());
+  counsellor->Destroy();
+
+  // The same device again: no invitation, the conversation and its session are back.
+  SdkClient again(co);
+  ASSERT_TRUE(again.create_status().ok()) << again.create_status().message();
+  auto restored = again.WaitState(ConversationState::kActive);
+  ASSERT_TRUE(restored.has_value());
+  sdk::MessageId m = 0;
+  ASSERT_TRUE((*survivor)->Send(at_survivor, "are you still there?", &m).ok());
+  EXPECT_TRUE(again.WaitText("are you still there?").has_value());
+  ASSERT_TRUE(again->Send(restored->conversation, "yes, same counsellor", &m).ok());
+  EXPECT_TRUE(survivor->WaitText("yes, same counsellor").has_value());
+  EXPECT_EQ(again.Count(EventType::kEnrolled), 0u);
+
+  // A resumption secret cannot take over a store that holds another identity.
+  auto so = SdkClient::Options(*server_, sdk::Role::kSurvivor);
+  so.storage_dir = dir.string();
+  so.local_store = true;
+  so.store_key = co.store_key;
+  so.resumption_secret = "000G-40R4-0M30-E209-185G-R38E-1W81-24GK";
+  std::unique_ptr<sdk::Client> other;
+  const auto st = sdk::Client::Create(so, {}, &other);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.message();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 }  // namespace
 }  // namespace haven::testing

@@ -600,6 +600,19 @@ Status Client::Create(const ClientOptions& options, EventCallback on_event,
       if (!k.ok()) return {Code::kInternal, "keys could not be derived"};
       keys.emplace(std::move(k).value());
       d->resumption_secret = std::move(*secret);
+      if (d->store) {
+        // A store holds one identity's conversations; it cannot take another's.
+        auto stored = d->store->Get("device");
+        if (!stored.ok()) return {Code::kStorage, "the local store could not be read"};
+        if (*stored) {
+          auto k2 = client::DeviceKeys::Deserialize((*stored)->view());
+          if (!k2.ok() || k2->transport.public_key != keys->transport.public_key) {
+            return {Code::kInvalidArgument,
+                    "the local store in storage_dir belongs to another identity than this "
+                    "resumption secret: use another storage_dir"};
+          }
+        }
+      }
     } else if (d->store) {
       auto stored = d->store->Get("device");
       if (!stored.ok()) return {Code::kStorage, "the local store could not be read"};
