@@ -582,12 +582,9 @@ int Chat::QuickExit() {
     cv_.wait_until(lock, notice_deadline, [&] { return quick_exit_completed_; });
     states_.clear();
   }
-  // The SDK sends its notice to the server (so that the counsellor hears
-  // "left quickly", not "connection lost") on its I/O thread, bounded by
-  // quick_exit_notice_timeout; ~Client stops that thread at once, so the
-  // notice gets its deadline before the client goes. The screen is blank
-  // meanwhile.
-  std::this_thread::sleep_until(notice_deadline);
+  // ~Client lets the SDK's notice to the server out first (so that the
+  // counsellor hears "left quickly", not "connection lost"), bounded by
+  // quick_exit_notice_timeout. The screen is blank meanwhile.
   client_.reset();
   return 0;
 }
