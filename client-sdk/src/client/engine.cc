@@ -597,8 +597,13 @@ void Engine::HandleEnvelope(const v1::EnvelopeDelivery& d) {
   Conversation* c = FindByServerId(d.conversation_id());
   if (c == nullptr) return;
   c->ack_due = true;
-  if (d.seq() <= c->last_seq) return;  // delivered again after a reconnection
-  c->last_seq = d.seq();
+  // De-duplication is by end-to-end message id (docs/protocol.md 14.7,
+  // 20.3), never by seq. A seq not above the last one only says that a
+  // message that no longer decrypts is most likely one already shown before
+  // a restart (whose ids this client no longer has): it is dropped quietly.
+  const bool maybe_redelivered = d.seq() <= c->last_seq;
+  c->last_seq = std::max(c->last_seq, d.seq());
+  quiet_failures_ = maybe_redelivered;
   const ByteView bytes = AsBytes(d.ciphertext());
   auto decoded = e2e::DecodeEnvelope(bytes);
   if (!decoded) {
@@ -644,20 +649,20 @@ void Engine::HandleEnvelope(const v1::EnvelopeDelivery& d) {
   Persist(*c);
 }
 
-void Engine::DecryptAndDeliver(Conversation& c, ByteView message) {
-  if (message.size() < 1 + e2e::kHeaderLen) return;
+bool Engine::DecryptAndDeliver(Conversation& c, ByteView message) {
+  if (message.size() < 1 + e2e::kHeaderLen) return false;
   MessageKey key{};
   std::copy_n(message.begin() + 1, 32, key.begin());
   std::copy_n(message.begin() + 1 + 36, 4, key.begin() + 32);
-  if (c.seen.count(key)) return;  // a duplicate: already shown once
+  if (c.seen.count(key)) return true;  // a duplicate: already shown once
   auto plain = c.ratchet->Decrypt(message);
   if (!plain.ok()) {
-    Failed(c.local, 0, Code::kInternal, "a message could not be decrypted");
-    return;
+    if (!quiet_failures_) Failed(c.local, 0, Code::kInternal, "a message could not be decrypted");
+    return false;
   }
   c.seen.insert(key);
   const ByteView p = plain->view();
-  if (p.empty() || p[0] != kPlainText) return;  // hello, or a kind from a newer SDK
+  if (p.empty() || p[0] != kPlainText) return true;  // hello, or a kind from a newer SDK
   const sdk::MessageId id = next_message_id_++;
   if (store_ != nullptr) (void)store_->AppendMessage(c.local, id, false, p.subspan(1));
   PendingEvent e;
@@ -666,6 +671,7 @@ void Engine::DecryptAndDeliver(Conversation& c, ByteView message) {
   e.message = id;
   e.text = WipedBytes::CopyOf(p.subspan(1));
   events_.push_back(std::move(e));
+  return true;
 }
 
 // --- sessions ---
@@ -741,11 +747,7 @@ void Engine::StartResponderSession(Conversation& c, const e2e::InitialMessage& i
                                                    secrets->associated_data);
   if (!ratchet.ok()) return;
   c.ratchet.emplace(std::move(ratchet).value());
-  const std::size_t received_before = events_.size();
-  DecryptAndDeliver(c, ratchet_message);
-  const bool failed = events_.size() > received_before &&
-                      events_.back().type == EventType::kRequestFailed;
-  if (failed) {
+  if (!DecryptAndDeliver(c, ratchet_message)) {
     c.ratchet.reset();
     return;
   }

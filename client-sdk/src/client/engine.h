@@ -169,7 +169,8 @@ class Engine {
   void StartInitiatorSession(Conversation& c, const v1::PrekeyBundle& bundle);
   void StartResponderSession(Conversation& c, const e2e::InitialMessage& initial,
                              ByteView ratchet_message);
-  void DecryptAndDeliver(Conversation& c, ByteView ratchet_message);
+  // False if it did not decrypt (a duplicate already shown counts as true).
+  bool DecryptAndDeliver(Conversation& c, ByteView ratchet_message);
   void EncryptUnsent(Conversation& c);
   Status EncryptInto(Conversation& c, std::uint8_t kind, ByteView body, sdk::MessageId id);
   void SendOutbox(Conversation& c);
@@ -191,6 +192,7 @@ class Engine {
   bool online_ = false;
   bool enrolled_ = false;  // counsellor: the server knows this device
   bool stopped_ = false;
+  bool quiet_failures_ = false;  // the envelope being handled may be a redelivery
   std::uint64_t next_request_id_ = 1;
   sdk::ConversationId next_local_id_ = 1;
   sdk::MessageId next_message_id_ = 1;
