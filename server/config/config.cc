@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -111,7 +112,7 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin) 
   HAVEN_RETURN_IF_ERROR(r.CheckKnown({
       {"listen", {"address", "port"}},
       {"server", {"threads", "data_dir"}},
-      {"files", {"server_key", "database_key", "database"}},
+      {"files", {"server_key", "database_key", "database", "helpline"}},
       {"limits",
        {"max_connections", "max_frame_bytes", "send_queue_frames", "handshake_timeout_ms",
         "ping_interval_s", "idle_timeout_s", "shutdown_grace_ms"}},
@@ -130,6 +131,7 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin) 
   HAVEN_RETURN_IF_ERROR(r.String("files", "server_key", &c.server_key_file));
   HAVEN_RETURN_IF_ERROR(r.String("files", "database_key", &c.database_key_file));
   HAVEN_RETURN_IF_ERROR(r.String("files", "database", &c.database_file));
+  HAVEN_RETURN_IF_ERROR(r.String("files", "helpline", &c.helpline_file));
   Limits& l = c.limits;
   HAVEN_RETURN_IF_ERROR(r.Integer("limits", "max_connections", 1, 1000000, &l.max_connections));
   HAVEN_RETURN_IF_ERROR(r.Integer("limits", "max_frame_bytes", 1024, 65535, &l.max_frame_bytes));
@@ -175,6 +177,13 @@ Result<Config> LoadConfigFile(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return ParseConfig(text.str(), path);
+}
+
+std::string ResolveHelplinePath(const Config& config, const std::string& config_path) {
+  if (config.helpline_file.empty()) return {};
+  const std::filesystem::path helpline(config.helpline_file);
+  if (helpline.is_absolute()) return helpline.string();
+  return (std::filesystem::path(config_path).parent_path() / helpline).string();
 }
 
 }  // namespace haven::server

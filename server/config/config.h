@@ -51,6 +51,10 @@ struct Config {
   std::string server_key_file = "server.key";
   std::string database_key_file = "db.key";
   std::string database_file = "haven.db";
+  // config/helpline.toml of this helpline; empty: the neutral configuration
+  // (no categories, canned responses or referrals). A relative path is
+  // relative to the directory of havend.toml, not the data directory.
+  std::string helpline_file;
   Limits limits;
   RelayLimits relay;
   RetentionSettings retention;
@@ -63,5 +67,11 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin);
 Result<Config> LoadConfigFile(const std::string& path);
 // Checks cross-field rules (also run by the parsers).
 Status ValidateConfig(const Config& config, std::string_view origin);
+
+// The helpline configuration file to load: "" when files.helpline is empty
+// (use the neutral configuration), helpline_file itself when absolute,
+// otherwise helpline_file next to `config_path` (the havend.toml it came
+// from; "" for the built-in defaults: the current directory).
+std::string ResolveHelplinePath(const Config& config, const std::string& config_path);
 
 }  // namespace haven::server
