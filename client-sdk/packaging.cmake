@@ -30,11 +30,12 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 # Everything haven_client needs, in link order (what libhaven.a must carry).
-set(HAVEN_SDK_INTERNAL_LIBS haven_client haven_client_transport haven_e2e haven_crypto
+set(HAVEN_SDK_INTERNAL_LIBS haven_client haven_workflow haven_client_transport haven_e2e haven_crypto
     haven_noise haven_framing haven_sqlcipher haven_common haven_proto)
 set(HAVEN_SDK_PUBLIC_HEADERS
     ${CMAKE_CURRENT_SOURCE_DIR}/include/haven/haven.h
     ${CMAKE_CURRENT_SOURCE_DIR}/include/haven/client.h
+    ${CMAKE_CURRENT_SOURCE_DIR}/include/haven/workflow.h
     ${CMAKE_CURRENT_SOURCE_DIR}/include/haven/version.h)
 
 # The C ABI, compiled once for both libraries. Hidden by default: only what

@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -9,6 +11,7 @@
 
 #include "config/config.h"
 #include "config/deployment.h"
+#include "config/helpline.h"
 #include "haven/common/bytes.h"
 #include "haven/common/secure_memory.h"
 #include "log.h"
@@ -20,6 +23,77 @@ namespace {
 int Fail(const haven::Status& status) {
   std::fprintf(stderr, "havend: %s\n", status.message().c_str());
   return 1;
+}
+
+// What counsellors receive with GetHelplineConfig.
+haven::server::RelayOptions ToRelayOptions(const haven::server::HelplineConfig& h) {
+  haven::server::RelayOptions o;
+  o.max_active_per_counsellor = h.max_active_per_counsellor;
+  o.max_block_hours = h.max_block_hours;
+  haven::v1::HelplineConfig& p = o.helpline;
+  p.set_name(h.name);
+  for (const auto& l : h.languages) p.add_languages(l);
+  for (const auto& pr : h.priorities) {
+    auto* out = p.add_priorities();
+    out->set_level(pr.level);
+    out->set_label(pr.label);
+  }
+  for (const auto& c : h.categories) {
+    auto* out = p.add_categories();
+    out->set_id(c.id);
+    out->set_label(c.label);
+  }
+  for (const auto& c : h.canned_responses) {
+    auto* out = p.add_canned_responses();
+    out->set_id(c.id);
+    out->set_text(c.text);
+  }
+  for (const auto& r : h.referrals) {
+    auto* out = p.add_referrals();
+    out->set_id(r.id);
+    out->set_service(r.service);
+    out->set_name(r.name);
+    out->set_offers(r.offers);
+    out->set_contact(r.contact);
+    out->set_region(r.region);
+    for (const auto& l : r.languages) out->add_languages(l);
+  }
+  return o;
+}
+
+// The helpline's audit public key (<data_dir>/audit.pub, hex, as haven-admin
+// init writes it). With --init and none yet, a pair is made: the public half
+// stays, the private half goes beside the data directory, to be taken away.
+haven::Result<std::optional<std::array<std::uint8_t, 32>>> LoadAuditKey(const std::string& data_dir,
+                                                                         bool init) {
+  namespace fs = std::filesystem;
+  using Key = std::array<std::uint8_t, 32>;
+  const fs::path pub = fs::path(data_dir) / "audit.pub";
+  if (!fs::exists(pub)) {
+    if (!init) return std::optional<Key>();
+    const haven::noise::KeyPair kp = haven::noise::KeyPair::Generate();
+    const fs::path away = fs::path(data_dir).lexically_normal().string() + "-helpline-keys";
+    std::error_code ec;
+    fs::create_directories(away, ec);
+    fs::permissions(away, fs::perms::owner_all, ec);
+    HAVEN_RETURN_IF_ERROR(haven::server::WriteKeyFile((away / "audit.key").string(), kp.private_key.view()));
+    std::ofstream out(pub, std::ios::trunc);
+    out << haven::ToHex(kp.public_key) << "\n";
+    if (!out) return haven::Status::Unavailable("cannot write " + pub.string());
+    std::fprintf(stderr,
+                 "havend: created the helpline's audit key pair; the private key is in %s: move "
+                 "it off this machine (haven-admin audit reads the log with it)\n",
+                 (away / "audit.key").c_str());
+  }
+  std::ifstream in(pub);
+  std::string hex;
+  in >> hex;
+  Key key{};
+  if (!haven::DecodeHexInto(hex, key)) {
+    return haven::Status::InvalidArgument(pub.string() +
+                                          ": must hold the audit public key as 64 hex characters");
+  }
+  return std::optional<Key>(key);
 }
 
 }  // namespace
@@ -54,6 +128,13 @@ int main(int argc, char** argv) {
   }
   if (!data_dir.empty()) config.data_dir = data_dir;
   if (port >= 0) config.listen_port = static_cast<std::uint16_t>(port);
+  // The helpline's configuration is checked before anything is opened.
+  RelayOptions relay_options;
+  if (!config.helpline_file.empty()) {
+    auto helpline = LoadHelplineConfigFile(ResolveHelplinePath(config, config_path));
+    if (!helpline.ok()) return Fail(helpline.status());
+    relay_options = ToRelayOptions(*helpline);
+  }
 
   DeploymentOptions options;
   options.create_if_missing = init;
@@ -78,7 +159,15 @@ int main(int argc, char** argv) {
   auto state = (*store)->Load();
   if (!state.ok()) return Fail(state.status());
 
-  Server server(config, deployment->server_key, std::move(store).value(), std::move(state).value());
+  auto audit_key = LoadAuditKey(deployment->data_dir, init);
+  if (!audit_key.ok()) return Fail(audit_key.status());
+  relay_options.audit_public_key = *audit_key;
+  if (!*audit_key) {
+    LogWarning("audit log off: the data directory has no audit.pub (haven-admin init creates it)");
+  }
+
+  Server server(config, deployment->server_key, std::move(store).value(), std::move(state).value(),
+                std::move(relay_options));
   server.StopOnSignals();  // before anyone can learn our address
   auto bound = server.Listen();
   if (!bound.ok()) return Fail(bound.status());

@@ -346,7 +346,7 @@ void SessionPeer::Disconnect(v1::ErrorCode reason) {
 
 struct Server::Impl {
   Impl(const Config& c, const noise::KeyPair& key, std::unique_ptr<ServerStore> store,
-       StoredState state)
+       StoredState state, RelayOptions relay_options)
       : config(c),
         acceptor(asio::make_strand(io)),
         signals(io),
@@ -359,7 +359,7 @@ struct Server::Impl {
     relay = std::make_unique<Relay>(
         [strand = relay_strand](std::function<void()> fn) { asio::post(strand, std::move(fn)); },
         *storage, c, std::move(state), epoch,
-        []() { return static_cast<std::int64_t>(std::time(nullptr)); });
+        []() { return static_cast<std::int64_t>(std::time(nullptr)); }, std::move(relay_options));
     shared.relay = relay.get();
   }
 
@@ -463,8 +463,9 @@ struct Server::Impl {
 };
 
 Server::Server(const Config& config, const noise::KeyPair& server_key,
-               std::unique_ptr<ServerStore> store, StoredState state)
-    : impl_(std::make_unique<Impl>(config, server_key, std::move(store), std::move(state))) {}
+               std::unique_ptr<ServerStore> store, StoredState state, RelayOptions relay_options)
+    : impl_(std::make_unique<Impl>(config, server_key, std::move(store), std::move(state),
+                                   std::move(relay_options))) {}
 
 Server::~Server() = default;
 

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "haven/noise/primitives.h"
+#include "service/relay.h"
 #include "store/server_store.h"
 
 namespace haven::server {
@@ -27,7 +28,7 @@ class Server {
   // Copies the key pair; `config` must have passed ValidateConfig. `store`
   // moves to the storage thread; `state` is what it held at start.
   Server(const Config& config, const noise::KeyPair& server_key,
-         std::unique_ptr<ServerStore> store, StoredState state);
+         std::unique_ptr<ServerStore> store, StoredState state, RelayOptions relay_options = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

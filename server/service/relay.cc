@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <deque>
 #include <set>
@@ -96,9 +97,22 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     StorageWorker::Ticket ticket;
   };
 
+  // A warm transfer waiting for the colleague's answer.
+  struct Offer {
+    CounsellorId from{};
+    CounsellorId to{};
+  };
+
   struct Conversation {
     ConversationRecord rec;
     bool persisted = false;  // the row is committed
+    // Counsellor workflow, in memory only: flags a counsellor set (never
+    // shown to the survivor), a pending warm transfer, and since when it
+    // has been waiting in the queue (for supervisors' waiting times).
+    bool flagged_high_risk = false;
+    bool flagged_minor = false;
+    std::optional<Offer> offer;
+    std::int64_t queued_since = 0;
     std::uint32_t next_counter = 1;
     std::deque<Envelope> to_survivor;
     std::deque<Envelope> to_counsellor;
@@ -121,10 +135,16 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     std::optional<CounsellorId> counsellor_id;
     TokenBucket requests;
     std::size_t in_flight = 0;  // envelopes pushed to it and not yet acknowledged
+    // Counsellors: ephemeral presence, and the languages whose queue entries
+    // they see (empty: all).
+    v1::Presence presence = v1::PRESENCE_AVAILABLE;
+    std::vector<std::string> languages;
   };
 
-  Impl(Post p, StorageWorker& s, const Config& config, std::uint32_t epoch, NowSeconds n)
-      : post(std::move(p)),
+  Impl(Post p, StorageWorker& s, const Config& config, std::uint32_t epoch, NowSeconds n,
+       RelayOptions o)
+      : options(std::move(o)),
+        post(std::move(p)),
         storage(s),
         limits(config.relay),
         retention(config.retention),
@@ -165,8 +185,10 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       }
       conv.rec = std::move(rec);
       conv.persisted = true;
+      conv.queued_since = now();
       conversations.emplace(conv.rec.id, std::move(conv));
     }
+    for (const BlockRecord& b : state.blocks) blocks[b.survivor_key] = b.expires_at;
     for (EnvelopeRecord& e : state.envelopes) {
       auto it = conversations.find(e.conversation_id);
       if (it == conversations.end()) continue;
@@ -222,8 +244,15 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   }
 
   // `with_intake`: listings leave the sealed intake out to stay small.
-  v1::ConversationSummary Summary(const Conversation& c, bool with_intake = true) const {
+  // `staff`: flags are for counsellors and supervisors, never the survivor.
+  v1::ConversationSummary Summary(const Conversation& c, bool with_intake = true,
+                                  bool staff = true) const {
     v1::ConversationSummary s;
+    s.set_counsellor_epoch(c.rec.counsellor_epoch);
+    if (staff) {
+      s.set_flagged_high_risk(c.flagged_high_risk);
+      s.set_flagged_minor(c.flagged_minor);
+    }
     s.set_conversation_id(IdBytes(c.rec.id));
     s.set_state(static_cast<ConversationState>(c.rec.state));
     s.set_language(c.rec.language);
@@ -237,7 +266,10 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   }
 
   void BroadcastQueue(v1::QueueChanged::Kind kind, const Conversation& c) {
+    const bool filtered = kind == v1::QueueChanged::KIND_NEW || kind == v1::QueueChanged::KIND_UPDATED;
     for (auto& [id, peer] : counsellors_online) {
+      const PeerState* ps = Live(peer);
+      if (filtered && ps && !SeesLanguage(*ps, c.rec.language)) continue;
       v1::Event e;
       e.mutable_queue_changed()->set_kind(kind);
       *e.mutable_queue_changed()->mutable_entry() = Summary(c);
@@ -246,9 +278,26 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   }
 
   void NotifyChanged(const std::shared_ptr<Peer>& peer, const Conversation& c) {
+    const PeerState* ps = Live(peer);
+    if (!ps) return;
     v1::Event e;
-    *e.mutable_conversation_changed()->mutable_conversation() = Summary(c);
+    *e.mutable_conversation_changed()->mutable_conversation() =
+        Summary(c, /*with_intake=*/true, /*staff=*/IsCounsellor(*ps));
     SendEvent(peer, std::move(e));
+  }
+
+  // A counsellor's queue shows the languages it chose (empty: all); a tag
+  // matches on its primary subtag, case-insensitively ("pt" sees "pt-BR").
+  static std::string PrimarySubtag(const std::string& tag) {
+    std::string out = tag.substr(0, tag.find('-'));
+    for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return out;
+  }
+  static bool SeesLanguage(const PeerState& ps, const std::string& language) {
+    if (ps.languages.empty() || language.empty()) return true;
+    const std::string want = PrimarySubtag(language);
+    return std::any_of(ps.languages.begin(), ps.languages.end(),
+                       [&](const std::string& l) { return PrimarySubtag(l) == want; });
   }
 
   // The state of a connected peer; null once it has gone.
@@ -316,7 +365,8 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
 
   void OnConnected(std::shared_ptr<Peer> peer, const noise::PublicKey& key) {
     PeerState ps{peer, key, v1::ROLE_SURVIVOR, std::nullopt,
-                 TokenBucket(limits.survivor_requests_per_second, limits.survivor_request_burst)};
+                 TokenBucket(limits.survivor_requests_per_second, limits.survivor_request_burst),
+                 0, v1::PRESENCE_AVAILABLE, {}};
     if (auto it = counsellors_by_key.find(key); it != counsellors_by_key.end()) {
       ps.role = static_cast<v1::Role>(it->second.role);
       ps.counsellor_id = it->second.id;
@@ -404,6 +454,15 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       case v1::Request::kQuickExit: return QuickExit(ps, rid);
       case v1::Request::kPublishPrekeys: return PublishPrekeys(ps, rid, r.publish_prekeys());
       case v1::Request::kGetPrekeyBundle: return GetPrekeyBundle(ps, rid, r.get_prekey_bundle());
+      case v1::Request::kGetHelplineConfig: return GetHelplineConfig(ps, rid);
+      case v1::Request::kSetPresence: return SetPresence(ps, rid, r.set_presence());
+      case v1::Request::kListCounsellors: return ListCounsellors(ps, rid);
+      case v1::Request::kTransferConversation:
+        return Transfer(ps, rid, r.transfer_conversation());
+      case v1::Request::kAnswerTransfer: return AnswerTransfer(ps, rid, r.answer_transfer());
+      case v1::Request::kBlockContact: return Block(ps, rid, r.block_contact());
+      case v1::Request::kFlagConversation: return Flag(ps, rid, r.flag_conversation());
+      case v1::Request::kGetLoad: return GetLoad(ps, rid);
       default:
         return Fail(ps, rid, v1::ERROR_CODE_UNKNOWN_REQUEST, "unknown request kind");
     }
@@ -436,7 +495,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       // Closed ones only while something still waits for this client (a
       // survivor after quick exit has nothing waiting: it was deleted).
       if (IsClosed(c.rec.state) && c.outbox(mine).empty()) continue;
-      *info->add_conversations() = Summary(c, /*with_intake=*/false);
+      *info->add_conversations() = Summary(c, /*with_intake=*/false, IsCounsellor(ps));
     }
     Reply(ps, rid, std::move(r));
   }
@@ -517,6 +576,10 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
                   "language must be a tag like en or pt-BR, priority 0..9, intake within "
                   "relay.max_envelope_bytes");
     }
+    if (auto b = blocks.find(ps.key); b != blocks.end() && b->second > now()) {
+      return Fail(ps, rid, v1::ERROR_CODE_BLOCKED,
+                  "this session cannot open conversations for a while");
+    }
     if (OpenConversationsOf(ps.key) >= limits.max_open_conversations_per_survivor) {
       return Fail(ps, rid, v1::ERROR_CODE_LIMIT_REACHED,
                   "this session has as many open conversations as allowed");
@@ -532,6 +595,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     c.rec.priority = req.priority();
     c.rec.queue_position = next_queue_position++;
     c.rec.sealed_intake.assign(req.sealed_intake().begin(), req.sealed_intake().end());
+    c.queued_since = now();
     const ConversationRecord rec = c.rec;
     conversations.emplace(rec.id, std::move(c));
     Store([rec](ServerStore& s) { return s.InsertConversation(rec); },
@@ -554,7 +618,8 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     c.persisted = true;
     if (ps) {
       v1::Response r;
-      *r.mutable_conversation_opened()->mutable_conversation() = Summary(c);
+      *r.mutable_conversation_opened()->mutable_conversation() =
+          Summary(c, /*with_intake=*/true, /*staff=*/false);
       Reply(*ps, rid, std::move(r));
     }
     if (c.rec.state == v1::CONVERSATION_STATE_QUEUED) {
@@ -568,7 +633,10 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     }
     std::vector<const Conversation*> queued;
     for (auto& [id, c] : conversations) {
-      if (c.persisted && c.rec.state == v1::CONVERSATION_STATE_QUEUED) queued.push_back(&c);
+      if (c.persisted && c.rec.state == v1::CONVERSATION_STATE_QUEUED &&
+          SeesLanguage(ps, c.rec.language)) {
+        queued.push_back(&c);
+      }
     }
     std::sort(queued.begin(), queued.end(), [](const Conversation* a, const Conversation* b) {
       if (a->rec.priority != b->rec.priority) return a->rec.priority > b->rec.priority;
@@ -602,6 +670,11 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
                  ? Fail(ps, rid, v1::ERROR_CODE_ALREADY_CLAIMED, "another counsellor claimed it")
                  : Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "it was withdrawn");
     }
+    if (ActiveCount(*ps.counsellor_id) >= options.max_active_per_counsellor) {
+      return Fail(ps, rid, v1::ERROR_CODE_LIMIT_REACHED,
+                  "you have as many active conversations as the helpline allows; close or "
+                  "transfer one first");
+    }
     c.rec.state = SurvivorPeer(c) ? v1::CONVERSATION_STATE_ACTIVE
                                   : v1::CONVERSATION_STATE_CONNECTION_LOST;
     c.rec.counsellor_id = ps.counsellor_id;
@@ -634,6 +707,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     NotifyChanged(SurvivorPeer(c), c);
     BroadcastQueue(v1::QueueChanged::KIND_CLAIMED, c);
     Pump(c, Side::kCounsellor);
+    AuditEvent(v1::AuditRecord::KIND_CLAIMED, c, c.rec.counsellor_id);
   }
 
   void SendEnvelope(PeerState& ps, std::uint64_t rid, const v1::SendEnvelope& req) {
@@ -740,13 +814,24 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     if (IsClosed(c->rec.state)) {
       return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "already closed");
     }
+    if (!req.sealed_wrapup().empty() &&
+        (!IsCounsellor(ps) || req.sealed_wrapup().size() > limits.max_envelope_bytes)) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
+                  "a wrap-up comes from the counsellor, within relay.max_envelope_bytes");
+    }
     const int before = c->rec.state;
     c->rec.state = IsCounsellor(ps) ? v1::CONVERSATION_STATE_CLOSED_BY_COUNSELLOR
                                     : v1::CONVERSATION_STATE_CLOSED_BY_SURVIVOR;
     c->rec.closed_day = DayNumber(now());
+    c->offer.reset();
     const ConversationRecord rec = c->rec;
-    Store([rec](ServerStore& s) {
-            return s.UpdateConversation(rec.id, rec.state, rec.counsellor_id, rec.closed_day);
+    Bytes wrapup(req.sealed_wrapup().begin(), req.sealed_wrapup().end());
+    if (IsCounsellor(ps)) AuditEvent(v1::AuditRecord::KIND_CLOSED, *c, ps.counsellor_id);
+    Store([rec, wrapup = std::move(wrapup)](ServerStore& s) -> Status {
+            HAVEN_RETURN_IF_ERROR(
+                s.UpdateConversation(rec.id, rec.state, rec.counsellor_id, rec.closed_day));
+            if (!wrapup.empty()) HAVEN_RETURN_IF_ERROR(s.SetWrapUp(rec.id, wrapup));
+            return Status::Ok();
           },
           [peer = ps.peer, rid, id = rec.id, before](Impl& self, const Status& st) {
             self.OnClosed(peer, rid, id, before, st);
@@ -814,8 +899,13 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       const int before = c.rec.state;
       c.rec.state = v1::CONVERSATION_STATE_SURVIVOR_LEFT_QUICKLY;
       c.rec.closed_day = today;
+      c.offer.reset();
       DropOutbox(c, Side::kSurvivor);
       PersistQuickExit(c.rec, 0);
+      AuditEvent(v1::AuditRecord::KIND_SURVIVOR_LEFT_QUICKLY, c, std::nullopt);
+      if (c.flagged_high_risk || c.flagged_minor) {
+        AlertSupervisors(v1::SupervisorAlert::KIND_FLAGGED_QUICK_EXIT, c);
+      }
       if (before == v1::CONVERSATION_STATE_QUEUED) {
         BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, c);
       } else {
@@ -982,6 +1072,338 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
           });
   }
 
+  // --- Counsellor workflow (docs/protocol.md 25) -------------------------
+
+  std::size_t ActiveCount(const CounsellorId& counsellor) const {
+    std::size_t n = 0;
+    for (const auto& [id, c] : conversations) {
+      n += (c.rec.counsellor_id == counsellor && IsClaimed(c.rec.state)) ? 1u : 0u;
+    }
+    return n;
+  }
+
+  const CounsellorRecord* CounsellorById(const CounsellorId& id) const {
+    for (const auto& [key, rec] : counsellors_by_key) {
+      if (rec.id == id) return &rec;
+    }
+    return nullptr;
+  }
+
+  std::optional<CounsellorId> ParseCounsellorId(const std::string& bytes) const {
+    CounsellorId id{};
+    if (bytes.size() != id.size()) return std::nullopt;
+    std::memcpy(id.data(), bytes.data(), id.size());
+    return id;
+  }
+
+  static std::string IdBytes16(const CounsellorId& id) {
+    return std::string(reinterpret_cast<const char*>(id.data()), id.size());
+  }
+
+  // Seals one audit event to the helpline's audit key and appends it. The
+  // server can write the log but never read it back.
+  void AuditEvent(v1::AuditRecord::Kind kind, const Conversation& c,
+                  const std::optional<CounsellorId>& actor,
+                  const std::function<void(v1::AuditRecord&)>& more = {}) {
+    if (!options.audit_public_key) return;
+    v1::AuditRecord r;
+    r.set_kind(kind);
+    r.set_hour(now() / 3600);
+    r.set_conversation_id(IdBytes(c.rec.id));
+    if (actor) r.set_counsellor_id(IdBytes16(*actor));
+    if (more) more(r);
+    const std::string plain = r.SerializeAsString();
+    Bytes sealed(plain.size() + crypto_box_SEALBYTES);
+    if (crypto_box_seal(sealed.data(), reinterpret_cast<const unsigned char*>(plain.data()),
+                        plain.size(), options.audit_public_key->data()) != 0) {
+      LogError("an audit event could not be sealed");
+      return;
+    }
+    Store([day = DayNumber(now()), sealed = std::move(sealed)](ServerStore& st) {
+            return st.AppendAudit(day, sealed);
+          },
+          nullptr);
+  }
+
+  void AlertSupervisors(v1::SupervisorAlert::Kind kind, const Conversation& c) {
+    for (auto& [raw, peer_state] : peers) {
+      if (peer_state.role != v1::ROLE_SUPERVISOR) continue;
+      v1::Event e;
+      e.mutable_supervisor_alert()->set_kind(kind);
+      *e.mutable_supervisor_alert()->mutable_conversation() = Summary(c, /*with_intake=*/false);
+      if (c.rec.counsellor_id) {
+        e.mutable_supervisor_alert()->set_counsellor_id(IdBytes16(*c.rec.counsellor_id));
+      }
+      SendEvent(peer_state.peer, std::move(e));
+    }
+  }
+
+  void GetHelplineConfig(PeerState& ps, std::uint64_t rid) {
+    if (!IsCounsellor(ps)) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "for counsellors and supervisors");
+    }
+    v1::Response r;
+    *r.mutable_helpline_config() = options.helpline;
+    r.mutable_helpline_config()->set_max_active_per_counsellor(options.max_active_per_counsellor);
+    r.mutable_helpline_config()->set_max_block_hours(options.max_block_hours);
+    Reply(ps, rid, std::move(r));
+  }
+
+  void SetPresence(PeerState& ps, std::uint64_t rid, const v1::SetPresence& req) {
+    if (!IsCounsellor(ps)) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "for counsellors and supervisors");
+    }
+    constexpr int kMaxLanguages = 20;
+    if (req.languages_size() > kMaxLanguages ||
+        !std::all_of(req.languages().begin(), req.languages().end(),
+                     [](const std::string& l) { return !l.empty() && ValidLanguageTag(l); }) ||
+        req.presence() < v1::PRESENCE_AVAILABLE || req.presence() > v1::PRESENCE_AWAY) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
+                  "presence must be available, busy or away, with at most 20 language tags");
+    }
+    ps.presence = req.presence();
+    ps.languages.assign(req.languages().begin(), req.languages().end());
+    Done(ps, rid);
+  }
+
+  v1::CounsellorList::Entry Describe(const PeerState& p) const {
+    v1::CounsellorList::Entry e;
+    e.set_counsellor_id(IdBytes16(*p.counsellor_id));
+    e.set_role(p.role);
+    e.set_presence(p.presence);
+    for (const auto& l : p.languages) e.add_languages(l);
+    e.set_active_conversations(static_cast<std::uint32_t>(ActiveCount(*p.counsellor_id)));
+    auto pk = prekeys.find(*p.counsellor_id);
+    if (pk != prekeys.end()) {
+      e.set_identity_key(std::string(pk->second.identity_key.begin(), pk->second.identity_key.end()));
+    }
+    return e;
+  }
+
+  void ListCounsellors(PeerState& ps, std::uint64_t rid) {
+    if (!IsCounsellor(ps)) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "for counsellors and supervisors");
+    }
+    v1::Response r;
+    v1::CounsellorList* list = r.mutable_counsellors();
+    for (auto& [id, peer] : counsellors_online) {
+      if (const PeerState* p = Live(peer)) *list->add_counsellors() = Describe(*p);
+    }
+    Reply(ps, rid, std::move(r));
+  }
+
+  // The conversation leaves its counsellor: what waited for them was sealed
+  // for their session and goes; the survivor's app sees a new epoch and sets
+  // up a new session with whoever comes next.
+  void LeaveCounsellor(Conversation& c) {
+    DropOutbox(c, Side::kCounsellor);
+    Store([id = c.rec.id](ServerStore& st) { return st.DeleteEnvelopesFor(id, Side::kCounsellor); },
+          nullptr);
+    c.offer.reset();
+    ++c.rec.counsellor_epoch;
+  }
+
+  void PersistRouting(const Conversation& c) {
+    Store([rec = c.rec](ServerStore& st) { return st.UpdateRouting(rec); }, nullptr);
+  }
+
+  void Reassign(Conversation& c, const CounsellorId& to) {
+    LeaveCounsellor(c);
+    c.rec.counsellor_id = to;
+    PersistRouting(c);
+    NotifyChanged(SurvivorPeer(c), c);
+    auto it = counsellors_online.find(to);
+    if (it != counsellors_online.end()) NotifyChanged(it->second, c);
+  }
+
+  void Requeue(Conversation& c, const std::string& language) {
+    LeaveCounsellor(c);
+    c.rec.counsellor_id.reset();
+    c.rec.state = v1::CONVERSATION_STATE_QUEUED;
+    if (!language.empty()) c.rec.language = language;
+    c.queued_since = now();
+    PersistRouting(c);
+    NotifyChanged(SurvivorPeer(c), c);
+    BroadcastQueue(v1::QueueChanged::KIND_NEW, c);
+  }
+
+  void Transfer(PeerState& ps, std::uint64_t rid, const v1::TransferConversation& req) {
+    if (!IsCounsellor(ps)) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "only the counsellor transfers");
+    }
+    Conversation* c = Find(ps, rid, req.conversation_id());
+    if (!c) return;
+    if (!IsClaimed(c->rec.state)) {
+      return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "conversation not active");
+    }
+    if (req.sealed_handoff().size() > limits.max_envelope_bytes) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
+                  "the handoff note is larger than relay.max_envelope_bytes");
+    }
+    const CounsellorId from = *ps.counsellor_id;
+    if (req.target_case() != v1::TransferConversation::kCounsellorId) {
+      if (req.warm() || !ValidLanguageTag(req.language())) {
+        return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
+                    "to the queue: a language tag (or none); warm transfers name a colleague");
+      }
+      AuditEvent(v1::AuditRecord::KIND_TRANSFERRED, *c, from,
+                 [&](v1::AuditRecord& a) { a.set_target_language(req.language()); });
+      Requeue(*c, req.language());
+      return Done(ps, rid);
+    }
+    auto to = ParseCounsellorId(req.counsellor_id());
+    const CounsellorRecord* target = to ? CounsellorById(*to) : nullptr;
+    if (!target || *to == from) {
+      return Fail(ps, rid, v1::ERROR_CODE_NOT_FOUND, "no such colleague");
+    }
+    if (ActiveCount(*to) >= options.max_active_per_counsellor) {
+      return Fail(ps, rid, v1::ERROR_CODE_LIMIT_REACHED, "that colleague is at the helpline's limit");
+    }
+    if (req.warm()) {
+      auto peer = counsellors_online.find(*to);
+      if (peer == counsellors_online.end()) {
+        return Fail(ps, rid, v1::ERROR_CODE_NOT_FOUND, "that colleague is not online");
+      }
+      c->offer = Offer{from, *to};
+      v1::Event e;
+      *e.mutable_transfer_offered()->mutable_conversation() = Summary(*c);
+      e.mutable_transfer_offered()->set_from_counsellor_id(IdBytes16(from));
+      e.mutable_transfer_offered()->set_sealed_handoff(req.sealed_handoff());
+      SendEvent(peer->second, std::move(e));
+      AuditEvent(v1::AuditRecord::KIND_TRANSFER_OFFERED, *c, from,
+                 [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes16(*to)); });
+      return Done(ps, rid);
+    }
+    AuditEvent(v1::AuditRecord::KIND_TRANSFERRED, *c, from,
+               [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes16(*to)); });
+    Reassign(*c, *to);
+    Done(ps, rid);
+  }
+
+  void AnswerTransfer(PeerState& ps, std::uint64_t rid, const v1::AnswerTransfer& req) {
+    auto id = ParseId(req.conversation_id());
+    auto it = id ? conversations.find(*id) : conversations.end();
+    if (!IsCounsellor(ps) || it == conversations.end() || !it->second.offer ||
+        it->second.offer->to != *ps.counsellor_id) {
+      return Fail(ps, rid, v1::ERROR_CODE_NOT_FOUND, "no transfer offered to you for this");
+    }
+    Conversation& c = it->second;
+    const Offer offer = *c.offer;
+    c.offer.reset();
+    if (req.accept() && ActiveCount(offer.to) >= options.max_active_per_counsellor) {
+      return Fail(ps, rid, v1::ERROR_CODE_LIMIT_REACHED,
+                  "you have as many active conversations as the helpline allows");
+    }
+    const bool accepted = req.accept() && IsClaimed(c.rec.state) && c.rec.counsellor_id == offer.from;
+    AuditEvent(accepted ? v1::AuditRecord::KIND_TRANSFER_ACCEPTED
+                        : v1::AuditRecord::KIND_TRANSFER_DECLINED,
+               c, offer.to, [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes16(offer.to)); });
+    if (accepted) Reassign(c, offer.to);
+    auto origin = counsellors_online.find(offer.from);
+    if (origin != counsellors_online.end()) {
+      v1::Event e;
+      e.mutable_transfer_answered()->set_conversation_id(IdBytes(c.rec.id));
+      e.mutable_transfer_answered()->set_accepted(accepted);
+      SendEvent(origin->second, std::move(e));
+    }
+    if (req.accept() && !accepted) {
+      return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "the conversation has moved on");
+    }
+    Done(ps, rid);
+  }
+
+  void Block(PeerState& ps, std::uint64_t rid, const v1::BlockContact& req) {
+    if (!IsCounsellor(ps)) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "only the counsellor blocks");
+    }
+    Conversation* c = Find(ps, rid, req.conversation_id());
+    if (!c) return;
+    if (req.hours() < 1 || req.hours() > options.max_block_hours ||
+        req.sealed_reason().size() > limits.max_envelope_bytes) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
+                  "a block lasts 1 hour to the helpline's maximum (max_block_hours), with a "
+                  "sealed reason");
+    }
+    // Rounded up to the hour: nothing finer is kept.
+    const std::int64_t until = ((now() + std::int64_t{req.hours()} * 3600 + 3599) / 3600) * 3600;
+    blocks[c->rec.survivor_key] = until;
+    AuditEvent(v1::AuditRecord::KIND_BLOCKED, *c, ps.counsellor_id, [&](v1::AuditRecord& a) {
+      a.set_block_hours(req.hours());
+      a.set_sealed_reason(req.sealed_reason());
+    });
+    const bool was_open = !IsClosed(c->rec.state);
+    const int before = c->rec.state;
+    if (was_open) {
+      c->rec.state = v1::CONVERSATION_STATE_CLOSED_BY_COUNSELLOR;
+      c->rec.closed_day = DayNumber(now());
+      c->offer.reset();
+    }
+    const ConversationRecord rec = c->rec;
+    Store([rec, block = BlockRecord{rec.survivor_key, until}](ServerStore& st) -> Status {
+            HAVEN_RETURN_IF_ERROR(st.PutBlock(block));
+            return st.UpdateConversation(rec.id, rec.state, rec.counsellor_id, rec.closed_day);
+          },
+          nullptr);
+    Done(ps, rid);
+    if (was_open) {
+      if (before == v1::CONVERSATION_STATE_QUEUED) BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, *c);
+      NotifyChanged(SurvivorPeer(*c), *c);
+    }
+  }
+
+  void Flag(PeerState& ps, std::uint64_t rid, const v1::FlagConversation& req) {
+    if (!IsCounsellor(ps)) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "only the counsellor flags");
+    }
+    Conversation* c = Find(ps, rid, req.conversation_id());
+    if (!c) return;
+    const bool raised = (req.high_risk() && !c->flagged_high_risk) || (req.minor() && !c->flagged_minor);
+    c->flagged_high_risk = req.high_risk();
+    c->flagged_minor = req.minor();
+    AuditEvent(v1::AuditRecord::KIND_FLAGGED, *c, ps.counsellor_id, [&](v1::AuditRecord& a) {
+      a.set_high_risk(req.high_risk());
+      a.set_minor(req.minor());
+    });
+    Done(ps, rid);
+    if (raised) AlertSupervisors(v1::SupervisorAlert::KIND_FLAGGED, *c);
+  }
+
+  void GetLoad(PeerState& ps, std::uint64_t rid) {
+    if (ps.role != v1::ROLE_SUPERVISOR) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "for supervisors");
+    }
+    v1::Response r;
+    v1::Load* load = r.mutable_load();
+    std::map<std::string, std::uint32_t> by_language;
+    const std::int64_t t = now();
+    std::int64_t longest = 0;
+    for (const auto& [id, c] : conversations) {
+      if (!c.persisted) continue;
+      switch (c.rec.state) {
+        case v1::CONVERSATION_STATE_QUEUED:
+          load->set_queued(load->queued() + 1);
+          ++by_language[c.rec.language];
+          longest = std::max(longest, t - c.queued_since);
+          break;
+        case v1::CONVERSATION_STATE_ACTIVE: load->set_active(load->active() + 1); break;
+        case v1::CONVERSATION_STATE_CONNECTION_LOST:
+          load->set_connection_lost(load->connection_lost() + 1);
+          break;
+        default: break;
+      }
+    }
+    load->set_longest_wait_seconds(static_cast<std::uint32_t>(std::max<std::int64_t>(0, longest)));
+    for (const auto& [language, n] : by_language) {
+      auto* q = load->add_by_language();
+      q->set_language(language);
+      q->set_queued(n);
+    }
+    for (auto& [id, peer] : counsellors_online) {
+      if (const PeerState* p = Live(peer)) *load->add_counsellors() = Describe(*p);
+    }
+    Reply(ps, rid, std::move(r));
+  }
+
   // --- Retention ----------------------------------------------------------
 
   void OnSweep() {
@@ -1000,6 +1422,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       }
       it = purge ? conversations.erase(it) : std::next(it);
     }
+    std::erase_if(blocks, [t](const auto& b) { return b.second <= t; });
     RetentionPolicy policy{static_cast<std::int64_t>(retention.closed_conversation_days)};
     Store([t, policy](ServerStore& s) -> Status {
             HAVEN_ASSIGN_OR_RETURN(RetentionResult r, s.ApplyRetention(t, policy));
@@ -1033,6 +1456,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     }
   }
 
+  RelayOptions options;
   Post post;
   StorageWorker& storage;
   RelayLimits limits;
@@ -1048,12 +1472,13 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   std::map<CounsellorId, std::shared_ptr<Peer>> counsellors_online;
   std::map<noise::PublicKey, CounsellorRecord> counsellors_by_key;
   std::map<CounsellorId, Prekeys> prekeys;
+  std::map<noise::PublicKey, std::int64_t> blocks;  // survivor key -> until (seconds)
 };
 
 Relay::Relay(Post post, StorageWorker& storage, const Config& config, StoredState state,
-             std::uint32_t boot_epoch, NowSeconds now_seconds)
+             std::uint32_t boot_epoch, NowSeconds now_seconds, RelayOptions options)
     : impl_(std::make_shared<Impl>(std::move(post), storage, config, boot_epoch,
-                                   std::move(now_seconds))) {
+                                   std::move(now_seconds), std::move(options))) {
   impl_->Load(std::move(state));
 }
 

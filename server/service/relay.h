@@ -12,6 +12,7 @@
 // (boot_epoch << 32) | counter: never reused, even across a crash.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -39,6 +40,17 @@ class Peer {
   virtual void Drop() = 0;
 };
 
+// The helpline's side of the counsellor workflow (docs/protocol.md 25).
+struct RelayOptions {
+  // What counsellors receive with GetHelplineConfig (config/helpline.toml).
+  v1::HelplineConfig helpline;
+  std::uint32_t max_active_per_counsellor = 5;
+  std::uint32_t max_block_hours = 72;
+  // The helpline's audit public key: audit events are sealed to it. Without
+  // one, no audit event is recorded (havend says so at start).
+  std::optional<std::array<std::uint8_t, 32>> audit_public_key;
+};
+
 class Relay {
  public:
   using Post = std::function<void(std::function<void()>)>;
@@ -46,7 +58,7 @@ class Relay {
 
   // `post` runs a function on the relay's executor, in order, one at a time.
   Relay(Post post, StorageWorker& storage, const Config& config, StoredState state,
-        std::uint32_t boot_epoch, NowSeconds now_seconds);
+        std::uint32_t boot_epoch, NowSeconds now_seconds, RelayOptions options = {});
   ~Relay();
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;

@@ -59,6 +59,22 @@ const std::vector<std::string_view>& Migrations() {
       "  signature BLOB,"
       "  PRIMARY KEY (counsellor_id, kind, key_id)"
       ") WITHOUT ROWID;",
+      // 4: the counsellor workflow. A transfer moves a conversation to
+      // another counsellor (counsellor_epoch counts the moves); the wrap-up
+      // is sealed to the helpline key; a block keys on the survivor's
+      // session key until it expires (to the hour); audit events are sealed
+      // to the helpline's audit key and kept to the day.
+      "ALTER TABLE conversations ADD COLUMN counsellor_epoch INTEGER NOT NULL DEFAULT 0;"
+      "ALTER TABLE conversations ADD COLUMN sealed_wrapup BLOB;"
+      "CREATE TABLE blocks ("
+      "  survivor_key BLOB PRIMARY KEY,"
+      "  expires_at INTEGER NOT NULL"
+      ") WITHOUT ROWID;"
+      "CREATE TABLE audit ("
+      "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+      "  day INTEGER NOT NULL,"
+      "  sealed BLOB NOT NULL"
+      ");",
   };
   return migrations;
 }
@@ -109,8 +125,8 @@ Result<StoredState> ServerStore::Load() {
   {
     HAVEN_ASSIGN_OR_RETURN(
         auto stmt, db_->Prepare("SELECT id, state, survivor_key, counsellor_id, language, priority, "
-                                "queue_position, sealed_intake, closed_day FROM conversations "
-                                "ORDER BY queue_position"));
+                                "queue_position, sealed_intake, closed_day, counsellor_epoch "
+                                "FROM conversations ORDER BY queue_position"));
     while (true) {
       HAVEN_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;
@@ -130,6 +146,7 @@ Result<StoredState> ServerStore::Load() {
       c.queue_position = static_cast<std::uint64_t>(stmt.ColumnInt(6));
       c.sealed_intake = stmt.ColumnBlob(7);
       if (!stmt.ColumnIsNull(8)) c.closed_day = stmt.ColumnInt(8);
+      c.counsellor_epoch = static_cast<std::uint32_t>(stmt.ColumnInt(9));
       out.conversations.push_back(std::move(c));
     }
   }
@@ -167,6 +184,64 @@ Result<StoredState> ServerStore::Load() {
       p.signature = stmt.ColumnBlob(4);
       out.prekeys.push_back(std::move(p));
     }
+  }
+  {
+    HAVEN_ASSIGN_OR_RETURN(auto stmt, db_->Prepare("SELECT survivor_key, expires_at FROM blocks"));
+    while (true) {
+      HAVEN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      BlockRecord b;
+      if (!CopyBlob(stmt.ColumnBlob(0), &b.survivor_key)) return Status::DataLoss("malformed block row");
+      b.expires_at = stmt.ColumnInt(1);
+      out.blocks.push_back(b);
+    }
+  }
+  return out;
+}
+
+Status ServerStore::UpdateRouting(const ConversationRecord& c) {
+  HAVEN_ASSIGN_OR_RETURN(sqlcipher::Statement* stmt,
+                         db_->Cached("UPDATE conversations SET state = ?, counsellor_id = ?, "
+                                     "language = ?, counsellor_epoch = ? WHERE id = ?"));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(1, c.state));
+  if (c.counsellor_id) HAVEN_RETURN_IF_ERROR(stmt->BindBlob(2, *c.counsellor_id));
+  HAVEN_RETURN_IF_ERROR(stmt->BindText(3, c.language));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(4, c.counsellor_epoch));
+  HAVEN_RETURN_IF_ERROR(stmt->BindBlob(5, c.id));
+  return stmt->Step().status();
+}
+
+Status ServerStore::SetWrapUp(const ConversationId& id, ByteView sealed_wrapup) {
+  HAVEN_ASSIGN_OR_RETURN(auto stmt,
+                         db_->Prepare("UPDATE conversations SET sealed_wrapup = ? WHERE id = ?"));
+  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(1, sealed_wrapup));
+  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(2, id));
+  return stmt.Step().status();
+}
+
+Status ServerStore::PutBlock(const BlockRecord& b) {
+  HAVEN_ASSIGN_OR_RETURN(
+      auto stmt, db_->Prepare("INSERT OR REPLACE INTO blocks (survivor_key, expires_at) VALUES (?, ?)"));
+  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(1, b.survivor_key));
+  HAVEN_RETURN_IF_ERROR(stmt.BindInt(2, b.expires_at));
+  return stmt.Step().status();
+}
+
+Status ServerStore::AppendAudit(std::int64_t day, ByteView sealed) {
+  HAVEN_ASSIGN_OR_RETURN(sqlcipher::Statement* stmt,
+                         db_->Cached("INSERT INTO audit (day, sealed) VALUES (?, ?)"));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(1, day));
+  HAVEN_RETURN_IF_ERROR(stmt->BindBlob(2, sealed));
+  return stmt->Step().status();
+}
+
+Result<std::vector<AuditRow>> ServerStore::ReadAudit() {
+  HAVEN_ASSIGN_OR_RETURN(auto stmt, db_->Prepare("SELECT day, sealed FROM audit ORDER BY id"));
+  std::vector<AuditRow> out;
+  while (true) {
+    HAVEN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    out.push_back({stmt.ColumnInt(0), stmt.ColumnBlob(1)});
   }
   return out;
 }
@@ -330,6 +405,9 @@ Result<RetentionResult> ServerStore::ApplyRetention(std::int64_t now_seconds,
           today - policy.closed_conversation_days));
   HAVEN_ASSIGN_OR_RETURN(r.invitations_expired,
                          run("DELETE FROM invitations WHERE expires_at <= ?", now_seconds));
+  HAVEN_ASSIGN_OR_RETURN(r.blocks_expired, run("DELETE FROM blocks WHERE expires_at <= ?", now_seconds));
+  HAVEN_ASSIGN_OR_RETURN(r.audit_purged, run("DELETE FROM audit WHERE day <= ?",
+                                             today - policy.audit_days));
   return r;
 }
 

@@ -6,11 +6,15 @@
 //   counsellors(id, device_key, role, identity_key)
 //   invitations(code_hash, role, expires_at)
 //   conversations(id, state, survivor_key, counsellor_id, language, priority,
-//                 queue_position, sealed_intake, closed_day)
+//                 queue_position, sealed_intake, closed_day, counsellor_epoch,
+//                 sealed_wrapup)
 //   envelopes(conversation_id, seq, recipient, ciphertext, expires_day)
 //   prekeys(counsellor_id, kind, key_id, public_key, signature)
-// Times are day numbers (days since 1970-01-01) except an invitation's
-// expiry, which is in seconds; nothing records when a message was sent.
+//   blocks(survivor_key, expires_at)
+//   audit(id, day, sealed)
+// Times are day numbers (days since 1970-01-01) except the expiry of an
+// invitation or a block, in seconds (a block's rounded up to the hour);
+// nothing records when a message was sent.
 //
 // Thread-safety: a ServerStore belongs to one thread (the storage worker).
 #pragma once
@@ -59,6 +63,19 @@ struct ConversationRecord {
   std::uint64_t queue_position = 0;
   Bytes sealed_intake;
   std::optional<std::int64_t> closed_day;
+  std::uint32_t counsellor_epoch = 0;  // transfers so far
+};
+
+// A survivor session blocked by a counsellor until `expires_at` (seconds).
+struct BlockRecord {
+  noise::PublicKey survivor_key{};
+  std::int64_t expires_at = 0;
+};
+
+// One audit event, sealed to the helpline's audit key (haven-admin opens it).
+struct AuditRow {
+  std::int64_t day = 0;
+  Bytes sealed;
 };
 
 struct EnvelopeRecord {
@@ -74,12 +91,15 @@ struct StoredState {
   std::vector<ConversationRecord> conversations;
   std::vector<EnvelopeRecord> envelopes;  // ordered by conversation, then seq
   std::vector<PrekeyRecord> prekeys;      // ordered by counsellor, kind, key id
+  std::vector<BlockRecord> blocks;
 };
 
 struct RetentionResult {
   std::int64_t conversations_purged = 0;
   std::int64_t envelopes_expired = 0;
   std::int64_t invitations_expired = 0;
+  std::int64_t blocks_expired = 0;
+  std::int64_t audit_purged = 0;
 };
 
 struct RowCounts {
@@ -92,6 +112,7 @@ struct RowCounts {
 
 struct RetentionPolicy {
   std::int64_t closed_conversation_days = 30;
+  std::int64_t audit_days = 365;
 };
 
 inline std::int64_t DayNumber(std::int64_t unix_seconds) { return unix_seconds / 86400; }
@@ -113,6 +134,12 @@ class ServerStore {
   Status UpdateConversation(const ConversationId& id, int state,
                             const std::optional<CounsellorId>& counsellor,
                             std::optional<std::int64_t> closed_day);
+  // State, counsellor, language and counsellor_epoch (a claim or a transfer).
+  Status UpdateRouting(const ConversationRecord& c);
+  Status SetWrapUp(const ConversationId& id, ByteView sealed_wrapup);
+  Status PutBlock(const BlockRecord& b);
+  Status AppendAudit(std::int64_t day, ByteView sealed);
+  Result<std::vector<AuditRow>> ReadAudit();
   Status InsertEnvelope(const EnvelopeRecord& e);
   Status DeleteEnvelope(const ConversationId& id, std::uint64_t seq);
   // Deletes every envelope queued for the survivor of a conversation.

@@ -34,9 +34,11 @@ foreach(line IN LISTS lines)
   if(type STREQUAL "A" AND name STREQUAL "HAVEN_0")
     continue()  # the version node itself (ld.bfd lists it)
   endif()
-  # client.h's surface only: not Client::Impl, not the SDK's test hooks.
+  # client.h's and workflow.h's surface only: not Client::Impl, not the
+  # SDK's test hooks.
   if(name MATCHES "^haven_[a-z_0-9]+$" OR
-     (name MATCHES "^haven::sdk::(Client::|ToString\\()" AND NOT name MATCHES "Impl|Internals"))
+     (name MATCHES "^haven::sdk::(Client::|ToString\\(|Assess\\(|IsMinor\\()" AND
+      NOT name MATCHES "Impl|Internals"))
     list(APPEND exported "${name}")
   else()
     list(APPEND unexpected "${line}")

@@ -24,7 +24,7 @@ file(REMOVE_RECURSE ${PREFIX} ${EXAMPLES_BUILD})
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${PREFIX} --component haven_sdk)
 
 # Exactly the package and nothing of the build's internals.
-foreach(f include/haven/haven.h include/haven/client.h include/haven/version.h
+foreach(f include/haven/haven.h include/haven/client.h include/haven/version.h include/haven/workflow.h
           ${LIBDIR}/libhaven.so ${LIBDIR}/libhaven.so.0 ${LIBDIR}/libhaven.a
           ${LIBDIR}/pkgconfig/haven.pc ${LIBDIR}/cmake/Haven/HavenConfig.cmake
           ${LIBDIR}/cmake/Haven/HavenConfigVersion.cmake)
@@ -34,7 +34,7 @@ foreach(f include/haven/haven.h include/haven/client.h include/haven/version.h
 endforeach()
 file(GLOB_RECURSE installed RELATIVE ${PREFIX} ${PREFIX}/*)
 foreach(f IN LISTS installed)
-  if(f MATCHES "^include/" AND NOT f MATCHES "^include/haven/(haven|client|version)\\.h$")
+  if(f MATCHES "^include/" AND NOT f MATCHES "^include/haven/(haven|client|version|workflow)\\.h$")
     message(FATAL_ERROR "an internal header was installed: ${f}")
   endif()
 endforeach()

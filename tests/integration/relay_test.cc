@@ -169,6 +169,9 @@ TEST_F(RelayTest, ExactlyOneOfTwoSimultaneousClaimsWins) {
     const auto loser = ra->has_conversation_claimed() ? RelayClient::ErrorOf(rb)
                                                       : RelayClient::ErrorOf(ra);
     EXPECT_EQ(loser, v1::ERROR_CODE_ALREADY_CLAIMED);
+    // The winner closes it: a counsellor has a limit of active conversations.
+    auto& winner = ra->has_conversation_claimed() ? a : b;
+    ASSERT_TRUE(winner->Close(id).ok());
   }
 }
 

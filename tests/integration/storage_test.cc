@@ -271,10 +271,17 @@ TEST_F(StorageTest, SchemaIsExactlyDesignSectionFive) {
       {"counsellors", {"id", "device_key", "role", "identity_key"}},
       {"prekeys", {"counsellor_id", "kind", "key_id", "public_key", "signature"}},
       {"invitations", {"code_hash", "role", "expires_at"}},
+      // Routing (state, assigned counsellor, hints, how often it was
+      // transferred) and sealed blobs (intake, wrap-up: sealed to the helpline).
       {"conversations",
        {"id", "state", "survivor_key", "counsellor_id", "language", "priority", "queue_position",
-        "sealed_intake", "closed_day"}},
+        "sealed_intake", "closed_day", "counsellor_epoch", "sealed_wrapup"}},
       {"envelopes", {"conversation_id", "seq", "recipient", "ciphertext", "expires_day"}},
+      // A counsellor's time-bounded block of an abusive contact (design.md
+      // section 8): the session key it applies to, until when (to the hour).
+      {"blocks", {"survivor_key", "expires_at"}},
+      // Audit events, each sealed to the helpline's audit key (section 5).
+      {"audit", {"id", "day", "sealed"}},
   };
   EXPECT_EQ(actual, expected)
       << "The database schema differs from what the server may know. A new table or column "
@@ -325,7 +332,9 @@ TEST_F(StorageTest, NothingFinerThanADayIsStoredAboutTime) {
   int day_columns = 0;
   for (const Column& c : *columns) {
     const std::string where = c.table + "." + c.name;
-    if (where != "invitations.expires_at") {
+    // An invitation's expiry, and a block's (rounded to the hour), are the
+    // only times finer than a day: each is needed to the hour to enforce it.
+    if (where != "invitations.expires_at" && where != "blocks.expires_at") {
       EXPECT_FALSE(std::regex_search(c.name, time_like))
           << where << " looks like a time finer than a day; design.md section 5 allows none";
     }

@@ -141,6 +141,15 @@ void Chat::ShowMessage(std::string_view label, std::string_view text) {
 
 void Chat::OnEvent(const sdk::Event& e) {
   switch (e.type) {
+    case EventType::kHelplineConfigReceived:
+    case EventType::kColleaguesChanged:
+    case EventType::kTransferOffered:
+    case EventType::kTransferAnswered:
+    case EventType::kSupervisorAlert:
+    case EventType::kLoadChanged:
+    case EventType::kCounsellorChanging:
+    case EventType::kResourceCardReceived:
+      return;  // the counsellor workflow's events: not shown by haven-chat yet
     case EventType::kConnectionChanged: return OnConnection(e.connection);
     case EventType::kConversationChanged: return OnConversation(e.conversation, e.state);
     case EventType::kMessageReceived: {
@@ -281,6 +290,9 @@ void Chat::OnConversation(ConversationId id, ConversationState s) {
     case ConversationState::kSurvivorLeftQuickly:
       Say("  QUICK EXIT in conversation " + tag + "  \r\n" + std::string(kQuickExitBanner),
           Style::kAlert);
+      return;
+    case ConversationState::kTransferred:
+      Say("Conversation " + tag + " is now with a colleague.");
       return;
     case ConversationState::kOpening:
     case ConversationState::kWaiting: return;  // the queue announces these

@@ -31,9 +31,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "haven/version.h"
+#include "haven/workflow.h"
 
 namespace haven::sdk {
 
@@ -68,7 +70,9 @@ class Status {
   std::string message_;
 };
 
-enum class Role : int { kSurvivor = 1, kCounsellor = 2 };
+// kSupervisor is a counsellor client whose device was enrolled with a
+// supervisor invitation: it can do what a counsellor does, and more.
+enum class Role : int { kSurvivor = 1, kCounsellor = 2, kSupervisor = 3 };
 
 // Local handles, assigned by this client, never 0, never reused by it.
 using ConversationId = std::uint64_t;
@@ -89,6 +93,7 @@ enum class ConversationState : int {
   kClosedBySurvivor = 5,     // a goodbye
   kClosedByCounsellor = 6,
   kSurvivorLeftQuickly = 7,  // quick exit: they may not be safe; do not re-contact
+  kTransferred = 8,          // counsellor: handed to a colleague or back to the queue
 };
 
 enum class EventType : int {
@@ -101,7 +106,19 @@ enum class EventType : int {
   kEnrolled = 7,             // counsellor: RedeemInvitation succeeded
   kSecureSessionReady = 8,   // `conversation`: end-to-end keys set up; SafetyNumber() works
   kQuickExitCompleted = 9,   // the last event this client ever delivers
+  // --- counsellor workflow ---
+  kHelplineConfigReceived = 10,  // Helpline() has the helpline's configuration
+  kColleaguesChanged = 11,       // Colleagues() has a new list
+  kTransferOffered = 12,   // `conversation` (not yours yet), `text`: the handoff note; AnswerTransfer()
+  kTransferAnswered = 13,  // `conversation`, `accepted`: your warm transfer's answer
+  kSupervisorAlert = 14,   // supervisor: `conversation`, `alert`, `flagged_*`
+  kLoadChanged = 15,       // supervisor: LoadSnapshot() has new figures
+  // --- survivor ---
+  kCounsellorChanging = 16,  // `conversation`: "another counsellor is joining" (a new secure session follows)
+  kResourceCardReceived = 17,  // `conversation`, `message`, `card`
 };
+
+enum class AlertKind : int { kFlagged = 1, kFlaggedQuickExit = 2 };
 
 // Passed by reference to the callback. `text` and `error_message` are
 // borrowed: valid only until the callback returns; the SDK zeroes message
@@ -116,6 +133,11 @@ struct Event {
   std::string_view text;
   Code error = Code::kOk;
   std::string_view error_message;
+  const ResourceCard* card = nullptr;  // kResourceCardReceived; borrowed like `text`
+  bool accepted = false;               // kTransferAnswered
+  AlertKind alert{};                   // kSupervisorAlert
+  bool flagged_high_risk = false;      // kSupervisorAlert
+  bool flagged_minor = false;
 };
 
 using EventCallback = std::function<void(const Event&)>;
@@ -131,6 +153,44 @@ struct QueueEntry {
   unsigned priority = 0;
   bool survivor_online = false;
   std::uint64_t position = 0;  // order of arrival (lower waited longer); not a time
+};
+
+enum class Presence : int { kAvailable = 1, kBusy = 2, kAway = 3 };
+
+// A counsellor or supervisor online now. `id` is 32 hex characters.
+struct Colleague {
+  std::string id;
+  Role role = Role::kCounsellor;
+  Presence presence = Presence::kAvailable;
+  std::vector<std::string> languages;
+  unsigned active_conversations = 0;
+};
+
+// The helpline's configuration (config/helpline.toml), for counsellors.
+struct HelplineInfo {
+  std::string name;
+  std::vector<std::string> languages;
+  unsigned max_active_per_counsellor = 0;
+  unsigned max_block_hours = 0;
+  struct Entry {
+    std::string id;
+    std::string text;  // a category's label, a canned response's text
+  };
+  std::vector<Entry> categories;
+  std::vector<Entry> canned_responses;
+  struct Referral {
+    std::string id;
+    ResourceCard card;
+    std::vector<std::string> languages;
+  };
+  std::vector<Referral> referrals;
+};
+
+// Supervisor: counts and waiting times, no content.
+struct LoadSnapshot {
+  unsigned queued = 0, active = 0, connection_lost = 0, longest_wait_seconds = 0;
+  std::vector<std::pair<std::string, unsigned>> queued_by_language;
+  std::vector<Colleague> counsellors;
 };
 
 struct ConversationInfo {
@@ -219,8 +279,42 @@ class Client {
   // The latest queue snapshot (kQueueChanged says when it changed).
   Status Queue(std::vector<QueueEntry>* out) const;
   // Claims a queued conversation. Event: kConversationChanged (kActive or
-  // kConnectionLost) or kRequestFailed (someone else was faster).
+  // kConnectionLost) or kRequestFailed (someone else was faster, or you are
+  // at the helpline's limit of active conversations).
   Status Claim(ConversationId conversation);
+
+  // --- Counsellor workflow (docs/sdk.md, "Counsellor workflow") ---
+  // Presence is ephemeral (this connection); `languages` filters the queue
+  // you see (empty: every language). Kept across reconnections.
+  Status SetPresence(Presence presence, std::vector<std::string> languages);
+  Status Helpline(HelplineInfo* out) const;
+  Status Colleagues(std::vector<Colleague>* out) const;
+  Status RefreshColleagues();
+  // Cold transfer back to the queue (`language` empty: keep it). You lose
+  // access at once: the conversation becomes kTransferred.
+  Status TransferToQueue(ConversationId conversation, std::string_view language);
+  // To a colleague (Colleague::id). Warm: they must accept first, and the
+  // handoff note (may be empty) is sealed to their device only; the answer
+  // comes as kTransferAnswered. Cold: at once, without a note.
+  Status TransferToColleague(ConversationId conversation, std::string_view colleague_id, bool warm,
+                             std::string_view handoff_note);
+  Status AnswerTransfer(ConversationId conversation, bool accept);
+  // Blocks this contact (its session, and resumptions of it) for `hours`,
+  // up to the helpline's max_block_hours, and closes the conversation. The
+  // reason is sealed to the helpline key.
+  Status Block(ConversationId conversation, unsigned hours, std::string_view reason);
+  // Supervisors are alerted at once when a flag is raised, and again if a
+  // flagged survivor uses quick exit. Flags never reach the survivor.
+  Status Flag(ConversationId conversation, bool high_risk, bool minor);
+  // Closes with a wrap-up sealed to the helpline key (ClientOptions::
+  // helpline_public_key): the server stores only the sealed blob.
+  Status CloseWithWrapUp(ConversationId conversation, const WrapUp& wrapup);
+  // Sends a referral from the helpline's directory as a resource card.
+  Status SendResourceCard(ConversationId conversation, std::string_view referral_id,
+                          MessageId* out);
+  // --- Supervisor ---
+  Status RefreshLoad();
+  Status Load(LoadSnapshot* out) const;
 
   // --- Both ---
   // Encrypts end to end and sends (after the secure session is set up;

@@ -51,22 +51,30 @@ struct Screening {
     Answer advertises = Answer::kUnknown;
     Answer patronises = Answer::kUnknown;
     Answer solicits = Answer::kUnknown;
+#if __cplusplus >= 202002L  // comparisons for C++20 users; the header itself is C++17
     bool operator==(const Action&) const = default;
+#endif
   } action;
   // How it was done.
   struct Means {
     Answer force = Answer::kUnknown;
     Answer fraud = Answer::kUnknown;
     Answer coercion = Answer::kUnknown;
+#if __cplusplus >= 202002L  // comparisons for C++20 users; the header itself is C++17
     bool operator==(const Means&) const = default;
+#endif
   } means;
   // To what end.
   struct Purpose {
     Answer commercial_sex = Answer::kUnknown;
+#if __cplusplus >= 202002L  // comparisons for C++20 users; the header itself is C++17
     bool operator==(const Purpose&) const = default;
+#endif
   } purpose;
   AgeBand age_band = AgeBand::kUnknown;
+#if __cplusplus >= 202002L  // comparisons for C++20 users; the header itself is C++17
   bool operator==(const Screening&) const = default;
+#endif
 };
 
 // Stable values (they are stored in sealed records).
@@ -95,7 +103,9 @@ struct Consent {
   std::string follow_up_scope;  // e.g. "follow up by chat only"
   bool sharing = false;
   std::string sharing_scope;    // e.g. "shelter referral only"
+#if __cplusplus >= 202002L  // comparisons for C++20 users; the header itself is C++17
   bool operator==(const Consent&) const = default;
+#endif
 };
 
 // What a counsellor records when closing a conversation. Every string is at
@@ -107,7 +117,9 @@ struct WrapUp {
   Screening screening;
   std::vector<std::string> referrals_given;  // referral ids from the directory
   Consent consent;
+#if __cplusplus >= 202002L  // comparisons for C++20 users; the header itself is C++17
   bool operator==(const WrapUp&) const = default;
+#endif
 };
 
 // A structured referral as the survivor's app shows it (from the helpline's
@@ -119,7 +131,9 @@ struct ResourceCard {
   std::string offers;   // what they offer, in plain words
   std::string contact;  // how to reach them
   std::string region;
+#if __cplusplus >= 202002L  // comparisons for C++20 users; the header itself is C++17
   bool operator==(const ResourceCard&) const = default;
+#endif
 };
 
 }  // namespace haven::sdk

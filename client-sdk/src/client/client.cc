@@ -135,6 +135,11 @@ struct Client::Impl {
       e.text = std::string_view(reinterpret_cast<const char*>(pe.text.data()), pe.text.size());
       e.error = pe.error;
       e.error_message = pe.error_message;
+      e.card = pe.card ? &*pe.card : nullptr;
+      e.accepted = pe.accepted;
+      e.alert = pe.alert;
+      e.flagged_high_risk = pe.flagged_high_risk;
+      e.flagged_minor = pe.flagged_minor;
       if (callback) {
         try {
           callback(e);
@@ -473,6 +478,15 @@ struct Client::Impl {
 
   Status Exited() const { return {Code::kExited, "quick exit ran: this client is inert"}; }
 
+  // Reads engine state under the lock.
+  template <typename F>
+  Status Query(F&& f) {
+    if (exited.load()) return Exited();
+    std::lock_guard lock(state_mu);
+    if (!engine) return Exited();
+    return f(*engine);
+  }
+
   // Runs an engine command under the lock, then wakes the I/O thread.
   template <typename F>
   Status Command(F&& f) {
@@ -545,8 +559,9 @@ Status Client::Create(const ClientOptions& options, EventCallback on_event,
       }
     }
 
-    if (options.role != Role::kSurvivor && options.role != Role::kCounsellor) {
-      return {Code::kInvalidArgument, "role must be survivor or counsellor"};
+    if (options.role != Role::kSurvivor && options.role != Role::kCounsellor &&
+        options.role != Role::kSupervisor) {
+      return {Code::kInvalidArgument, "role must be survivor, counsellor or supervisor"};
     }
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(options.host, ec);
@@ -562,7 +577,7 @@ Status Client::Create(const ClientOptions& options, EventCallback on_event,
     if (options.reconnect_min.count() <= 0 || options.reconnect_max < options.reconnect_min) {
       return {Code::kInvalidArgument, "reconnect_min must be > 0 and <= reconnect_max"};
     }
-    if (options.role == Role::kCounsellor &&
+    if (options.role != Role::kSurvivor &&
         (options.resumable || !options.resumption_secret.empty())) {
       return {Code::kInvalidArgument, "resumption is for survivors; a counsellor device keeps its keys in the local store"};
     }
@@ -691,13 +706,78 @@ Status Client::Queue(std::vector<QueueEntry>* out) const {
   if (impl_->exited.load()) return impl_->Exited();
   std::lock_guard lock(impl_->state_mu);
   if (!impl_->engine) return impl_->Exited();
-  if (impl_->options.role != Role::kCounsellor) return {Code::kWrongRole, "only counsellors see the queue"};
+  if (impl_->options.role == Role::kSurvivor) return {Code::kWrongRole, "only counsellors see the queue"};
   *out = impl_->engine->Queue();
   return {};
 }
 
 Status Client::Claim(ConversationId conversation) {
   return impl_->Command([&](client::Engine& e) { return e.Claim(conversation); });
+}
+
+Status Client::SetPresence(Presence presence, std::vector<std::string> languages) {
+  return impl_->Command(
+      [&](client::Engine& e) { return e.SetPresence(presence, std::move(languages)); });
+}
+
+Status Client::Helpline(HelplineInfo* out) const {
+  if (out == nullptr) return {Code::kInvalidArgument, "out must not be null"};
+  return impl_->Query([&](client::Engine& e) { return e.Helpline(out); });
+}
+
+Status Client::Colleagues(std::vector<Colleague>* out) const {
+  if (out == nullptr) return {Code::kInvalidArgument, "out must not be null"};
+  return impl_->Query([&](client::Engine& e) {
+    *out = e.Colleagues();
+    return Status();
+  });
+}
+
+Status Client::RefreshColleagues() {
+  return impl_->Command([&](client::Engine& e) { return e.RefreshColleagues(); });
+}
+
+Status Client::TransferToQueue(ConversationId conversation, std::string_view language) {
+  return impl_->Command([&](client::Engine& e) { return e.TransferToQueue(conversation, language); });
+}
+
+Status Client::TransferToColleague(ConversationId conversation, std::string_view colleague_id,
+                                   bool warm, std::string_view handoff_note) {
+  return impl_->Command([&](client::Engine& e) {
+    return e.TransferToColleague(conversation, colleague_id, warm, handoff_note);
+  });
+}
+
+Status Client::AnswerTransfer(ConversationId conversation, bool accept) {
+  return impl_->Command([&](client::Engine& e) { return e.AnswerTransfer(conversation, accept); });
+}
+
+Status Client::Block(ConversationId conversation, unsigned hours, std::string_view reason) {
+  return impl_->Command([&](client::Engine& e) { return e.Block(conversation, hours, reason); });
+}
+
+Status Client::Flag(ConversationId conversation, bool high_risk, bool minor) {
+  return impl_->Command([&](client::Engine& e) { return e.Flag(conversation, high_risk, minor); });
+}
+
+Status Client::CloseWithWrapUp(ConversationId conversation, const WrapUp& wrapup) {
+  return impl_->Command([&](client::Engine& e) { return e.CloseWithWrapUp(conversation, wrapup); });
+}
+
+Status Client::SendResourceCard(ConversationId conversation, std::string_view referral_id,
+                                MessageId* out) {
+  if (out == nullptr) return {Code::kInvalidArgument, "out must not be null"};
+  return impl_->Command(
+      [&](client::Engine& e) { return e.SendResourceCard(conversation, referral_id, out); });
+}
+
+Status Client::RefreshLoad() {
+  return impl_->Command([&](client::Engine& e) { return e.RefreshLoad(); });
+}
+
+Status Client::Load(LoadSnapshot* out) const {
+  if (out == nullptr) return {Code::kInvalidArgument, "out must not be null"};
+  return impl_->Query([&](client::Engine& e) { return e.Load(out); });
 }
 
 Status Client::Send(ConversationId conversation, std::string_view text, MessageId* out) {

@@ -7,6 +7,7 @@
 
 #include "e2e/envelope.h"
 #include "e2e/sealing.h"
+#include "workflow/records.h"
 
 namespace haven::client {
 namespace {
@@ -18,6 +19,7 @@ using sdk::EventType;
 // Inside the ratchet: one kind byte, then the body (docs/protocol.md 20.6).
 constexpr std::uint8_t kPlainText = 0x01;
 constexpr std::uint8_t kPlainHello = 0x02;
+constexpr std::uint8_t kPlainResourceCard = 0x03;
 
 constexpr std::size_t kInitialOneTimePrekeys = 20;
 constexpr std::size_t kMoreOneTimePrekeys = 20;
@@ -26,6 +28,12 @@ constexpr std::size_t kMaxLanguage = 35;
 constexpr std::size_t kSendWindow = 32;
 
 constexpr char kCrockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+bool FromWireEnded(v1::ConversationState s) {
+  return s == v1::CONVERSATION_STATE_CLOSED_BY_SURVIVOR ||
+         s == v1::CONVERSATION_STATE_CLOSED_BY_COUNSELLOR ||
+         s == v1::CONVERSATION_STATE_SURVIVOR_LEFT_QUICKLY;
+}
 
 ConversationState FromWire(v1::ConversationState s) {
   switch (s) {
@@ -43,7 +51,19 @@ ConversationState FromWire(v1::ConversationState s) {
 
 bool Ended(ConversationState s) {
   return s == ConversationState::kClosedBySurvivor || s == ConversationState::kClosedByCounsellor ||
-         s == ConversationState::kSurvivorLeftQuickly;
+         s == ConversationState::kSurvivorLeftQuickly || s == ConversationState::kTransferred;
+}
+
+sdk::Colleague FromWire(const v1::CounsellorList::Entry& e) {
+  sdk::Colleague c;
+  c.id = ToHex(AsBytes(e.counsellor_id()));
+  c.role = e.role() == v1::ROLE_SUPERVISOR ? sdk::Role::kSupervisor : sdk::Role::kCounsellor;
+  c.presence = e.presence() == v1::PRESENCE_BUSY   ? sdk::Presence::kBusy
+               : e.presence() == v1::PRESENCE_AWAY ? sdk::Presence::kAway
+                                                   : sdk::Presence::kAvailable;
+  c.languages.assign(e.languages().begin(), e.languages().end());
+  c.active_conversations = e.active_conversations();
+  return c;
 }
 
 std::string RefusedMessage(const v1::Error& e) {
@@ -455,9 +475,7 @@ void Engine::HandleResponse(std::uint64_t request_id, const v1::Response& respon
         e.type = EventType::kEnrolled;
         events_.push_back(std::move(e));
         PublishPrekeys(kInitialOneTimePrekeys);
-        v1::Request r;
-        r.mutable_list_queue();
-        Request(std::move(r), {RequestKind::kQueue});
+        OnEnrolled();
       } else {
         Failed(0, 0, Code::kRefused, error ? why : "the invitation did not enrol this device");
       }
@@ -482,9 +500,148 @@ void Engine::HandleResponse(std::uint64_t request_id, const v1::Response& respon
         events_.push_back(std::move(e));
       }
       return;
+    case RequestKind::kHelpline:
+      if (response.has_helpline_config()) {
+        const auto& h = response.helpline_config();
+        sdk::HelplineInfo info;
+        info.name = h.name();
+        info.languages.assign(h.languages().begin(), h.languages().end());
+        info.max_active_per_counsellor = h.max_active_per_counsellor();
+        info.max_block_hours = h.max_block_hours();
+        for (const auto& cat : h.categories()) info.categories.push_back({cat.id(), cat.label()});
+        for (const auto& cr : h.canned_responses()) info.canned_responses.push_back({cr.id(), cr.text()});
+        for (const auto& r : h.referrals()) {
+          sdk::HelplineInfo::Referral ref;
+          ref.id = r.id();
+          ref.card = {r.service(), r.name(), r.offers(), r.contact(), r.region()};
+          ref.languages.assign(r.languages().begin(), r.languages().end());
+          info.referrals.push_back(std::move(ref));
+        }
+        helpline_ = std::move(info);
+        PendingEvent e;
+        e.type = EventType::kHelplineConfigReceived;
+        events_.push_back(std::move(e));
+      }
+      return;
+    case RequestKind::kColleagues:
+      if (response.has_counsellors()) {
+        colleagues_.clear();
+        colleague_keys_.clear();
+        for (const auto& entry : response.counsellors().counsellors()) {
+          sdk::Colleague col = FromWire(entry);
+          if (auto id = e2e::IdentityPublic::Decode(AsBytes(entry.identity_key()))) {
+            colleague_keys_.emplace(col.id, *id);
+          }
+          colleagues_.push_back(std::move(col));
+        }
+        PendingEvent e;
+        e.type = EventType::kColleaguesChanged;
+        events_.push_back(std::move(e));
+      }
+      return;
+    case RequestKind::kLoad:
+      if (response.has_load()) {
+        const auto& l = response.load();
+        load_ = sdk::LoadSnapshot{};
+        load_.queued = l.queued();
+        load_.active = l.active();
+        load_.connection_lost = l.connection_lost();
+        load_.longest_wait_seconds = l.longest_wait_seconds();
+        for (const auto& q : l.by_language()) load_.queued_by_language.emplace_back(q.language(), q.queued());
+        for (const auto& entry : l.counsellors()) load_.counsellors.push_back(FromWire(entry));
+        PendingEvent e;
+        e.type = EventType::kLoadChanged;
+        events_.push_back(std::move(e));
+      } else if (error) {
+        Failed(0, 0, Code::kRefused, why);
+      }
+      return;
+    case RequestKind::kTransfer:
+      if (c == nullptr) return;
+      if (error) {
+        Failed(c->local, 0, Code::kRefused, why);
+      } else if (p.message == 0) {  // cold: gone from us at once (warm waits for the answer)
+        SetState(*c, ConversationState::kTransferred);
+      }
+      return;
+    case RequestKind::kBlock:
+      if (c == nullptr) return;
+      if (error) {
+        Failed(c->local, 0, Code::kRefused, why);
+      } else {
+        SetState(*c, ConversationState::kClosedByCounsellor);
+      }
+      return;
+    case RequestKind::kAnswer:
+    case RequestKind::kFlag:
+    case RequestKind::kPresence:
+      if (error) Failed(p.conversation, 0, Code::kRefused, why);
+      return;
     case RequestKind::kAck:
       return;
   }
+}
+
+void Engine::OnEnrolled() {
+  v1::Request q;
+  q.mutable_list_queue();
+  if (presence_) {
+    // The queue filter first, so that the listing below is already filtered.
+    v1::Request r;
+    r.mutable_set_presence()->set_presence(static_cast<v1::Presence>(presence_->first));
+    for (const auto& l : presence_->second) r.mutable_set_presence()->add_languages(l);
+    Request(std::move(r), {RequestKind::kPresence});
+  }
+  Request(std::move(q), {RequestKind::kQueue});
+  v1::Request h;
+  h.mutable_get_helpline_config();
+  Request(std::move(h), {RequestKind::kHelpline});
+  v1::Request l;
+  l.mutable_list_counsellors();
+  Request(std::move(l), {RequestKind::kColleagues});
+}
+
+void Engine::HandleTransferOffered(const v1::TransferOffered& offer) {
+  const auto& s = offer.conversation();
+  const sdk::ConversationId local = LocalIdFor(s.conversation_id());
+  PendingEvent e;
+  e.type = EventType::kTransferOffered;
+  e.conversation = local;
+  if (!offer.sealed_handoff().empty()) {
+    auto note = e2e::OpenHelplineBlob(keys_.identity.dh, AsBytes(offer.sealed_handoff()));
+    if (note.ok()) e.text = WipedBytes::CopyOf(note->view());
+  }
+  events_.push_back(std::move(e));
+}
+
+void Engine::HandleAlert(const v1::SupervisorAlert& alert) {
+  const auto& s = alert.conversation();
+  PendingEvent e;
+  e.type = EventType::kSupervisorAlert;
+  e.conversation = LocalIdFor(s.conversation_id());
+  e.alert = alert.kind() == v1::SupervisorAlert::KIND_FLAGGED_QUICK_EXIT
+                ? sdk::AlertKind::kFlaggedQuickExit
+                : sdk::AlertKind::kFlagged;
+  e.flagged_high_risk = s.flagged_high_risk();
+  e.flagged_minor = s.flagged_minor();
+  e.state = FromWire(s.state());
+  events_.push_back(std::move(e));
+}
+
+void Engine::CounsellorChanged(Conversation& c) {
+  // The old session was with the old counsellor: what is still encrypted for
+  // it goes; messages not yet encrypted wait for the new session.
+  c.ratchet.reset();
+  c.remote_identity.reset();
+  c.bundle_in_flight = false;
+  c.seen.clear();
+  c.outbox.clear();
+  PendingEvent e;
+  e.type = EventType::kCounsellorChanging;
+  e.conversation = c.local;
+  events_.push_back(std::move(e));
+  if (c.state == ConversationState::kActive) RequestBundle(c);
+  Persist(c);
 }
 
 void Engine::HandleSession(const v1::SessionInfo& info) {
@@ -492,9 +649,7 @@ void Engine::HandleSession(const v1::SessionInfo& info) {
     enrolled_ = info.role() == v1::ROLE_COUNSELLOR || info.role() == v1::ROLE_SUPERVISOR;
     if (enrolled_) {
       PublishPrekeys(keys_.one_time_prekeys_published ? 0 : kInitialOneTimePrekeys);
-      v1::Request r;
-      r.mutable_list_queue();
-      Request(std::move(r), {RequestKind::kQueue});
+      OnEnrolled();
     } else if (!redeem_code_.empty()) {
       v1::Request r;
       r.mutable_redeem_invitation()->set_code(std::exchange(redeem_code_, {}));
@@ -532,6 +687,11 @@ void Engine::HandleSession(const v1::SessionInfo& info) {
       c->language = s.language();
       c->priority = s.priority();
     }
+    if (survivor() && s.counsellor_epoch() != c->epoch) {
+      c->epoch = s.counsellor_epoch();
+      if (c->ratchet) CounsellorChanged(*c);
+    }
+    c->epoch = s.counsellor_epoch();
     SetState(*c, FromWire(s.state()));
   }
   for (auto& [id, c] : conversations_) {
@@ -562,6 +722,20 @@ void Engine::HandleEvent(const v1::Event& event) {
     HandleConversationChanged(event.conversation_changed().conversation());
   } else if (event.has_prekeys_low()) {
     if (!survivor()) PublishPrekeys(kMoreOneTimePrekeys);
+  } else if (event.has_transfer_offered()) {
+    if (!survivor()) HandleTransferOffered(event.transfer_offered());
+  } else if (event.has_transfer_answered()) {
+    Conversation* c = FindByServerId(event.transfer_answered().conversation_id());
+    if (c == nullptr) return;
+    const bool accepted = event.transfer_answered().accepted();
+    PendingEvent e;
+    e.type = EventType::kTransferAnswered;
+    e.conversation = c->local;
+    e.accepted = accepted;
+    events_.push_back(std::move(e));
+    if (accepted) SetState(*c, ConversationState::kTransferred);
+  } else if (event.has_supervisor_alert()) {
+    if (!survivor()) HandleAlert(event.supervisor_alert());
   }
   // Ephemeral deliveries: this SDK sends none yet, and ignores them.
 }
@@ -588,7 +762,24 @@ void Engine::HandleQueueChanged(const v1::QueueChanged& change) {
 
 void Engine::HandleConversationChanged(const v1::ConversationSummary& s) {
   Conversation* c = FindByServerId(s.conversation_id());
-  if (c == nullptr) return;
+  if (c == nullptr || (!survivor() && Ended(c->state) && !FromWireEnded(s.state()))) {
+    if (survivor()) return;
+    // A conversation handed to this counsellor (a transfer): it becomes ours.
+    const sdk::ConversationId local = LocalIdFor(s.conversation_id());
+    Conversation& adopted = conversations_[local];
+    adopted = Conversation{};
+    adopted.local = local;
+    adopted.server_id = s.conversation_id();
+    adopted.language = s.language();
+    adopted.priority = s.priority();
+    adopted.epoch = s.counsellor_epoch();
+    queue_.erase(s.conversation_id());
+    c = &adopted;
+  }
+  if (survivor() && s.counsellor_epoch() != c->epoch) {
+    c->epoch = s.counsellor_epoch();
+    CounsellorChanged(*c);
+  }
   SetState(*c, FromWire(s.state()));
   if (survivor() && c->state == ConversationState::kActive && !c->ratchet) RequestBundle(*c);
 }
@@ -662,6 +853,20 @@ bool Engine::DecryptAndDeliver(Conversation& c, ByteView message) {
   }
   c.seen.insert(key);
   const ByteView p = plain->view();
+  if (!p.empty() && p[0] == kPlainResourceCard) {
+    auto card = DecodeResourceCard(p.subspan(1));
+    if (!card) {
+      Failed(c.local, 0, Code::kInternal, "a resource card could not be read");
+      return true;
+    }
+    PendingEvent e;
+    e.type = EventType::kResourceCardReceived;
+    e.conversation = c.local;
+    e.message = next_message_id_++;
+    e.card = std::move(card);
+    events_.push_back(std::move(e));
+    return true;
+  }
   if (p.empty() || p[0] != kPlainText) return true;  // hello, or a kind from a newer SDK
   const sdk::MessageId id = next_message_id_++;
   if (store_ != nullptr) (void)store_->AppendMessage(c.local, id, false, p.subspan(1));
@@ -954,6 +1159,195 @@ sdk::Status Engine::Redeem(std::string_view code) {
   return {};
 }
 
+// --- counsellor workflow commands ---
+
+sdk::Status Engine::CheckMine(sdk::ConversationId id, Conversation** out) {
+  if (survivor()) return {Code::kWrongRole, "for counsellors"};
+  Conversation* c = Find(id);
+  if (c == nullptr || c->server_id.empty()) return {Code::kNotFound, "no such conversation"};
+  if (Ended(c->state)) return {Code::kWrongState, "the conversation has ended"};
+  *out = c;
+  return {};
+}
+
+namespace {
+sdk::Status Offline() { return {Code::kUnavailable, "offline: try again once connected"}; }
+}  // namespace
+
+sdk::Status Engine::SetPresence(sdk::Presence presence, std::vector<std::string> languages) {
+  if (survivor()) return {Code::kWrongRole, "for counsellors"};
+  if (presence < sdk::Presence::kAvailable || presence > sdk::Presence::kAway || languages.size() > 20) {
+    return {Code::kInvalidArgument, "presence must be available, busy or away; at most 20 languages"};
+  }
+  for (const auto& l : languages) {
+    if (l.empty() || l.size() > kMaxLanguage ||
+        !std::all_of(l.begin(), l.end(), [](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-';
+        })) {
+      return {Code::kInvalidArgument, "each language must be a BCP 47 tag such as en or pt-BR"};
+    }
+  }
+  presence_.emplace(presence, std::move(languages));
+  if (online_ && enrolled_) {
+    v1::Request r;
+    r.mutable_set_presence()->set_presence(static_cast<v1::Presence>(presence_->first));
+    for (const auto& l : presence_->second) r.mutable_set_presence()->add_languages(l);
+    Request(std::move(r), {RequestKind::kPresence});
+    v1::Request q;  // the filter changed: a fresh listing
+    q.mutable_list_queue();
+    Request(std::move(q), {RequestKind::kQueue});
+  }
+  return {};
+}
+
+sdk::Status Engine::Helpline(sdk::HelplineInfo* out) const {
+  if (survivor()) return {Code::kWrongRole, "for counsellors"};
+  if (!helpline_) return {Code::kWrongState, "not received yet (wait for kHelplineConfigReceived)"};
+  *out = *helpline_;
+  return {};
+}
+
+sdk::Status Engine::RefreshColleagues() {
+  if (survivor()) return {Code::kWrongRole, "for counsellors"};
+  v1::Request r;
+  r.mutable_list_counsellors();
+  if (Request(std::move(r), {RequestKind::kColleagues}) == 0) return Offline();
+  return {};
+}
+
+sdk::Status Engine::TransferToQueue(sdk::ConversationId id, std::string_view language) {
+  Conversation* c = nullptr;
+  if (auto st = CheckMine(id, &c); !st.ok()) return st;
+  if (language.size() > kMaxLanguage) return {Code::kInvalidArgument, "language must be a BCP 47 tag"};
+  v1::Request r;
+  r.mutable_transfer_conversation()->set_conversation_id(c->server_id);
+  r.mutable_transfer_conversation()->set_language(std::string(language));
+  if (Request(std::move(r), {RequestKind::kTransfer, id, 0}) == 0) return Offline();
+  return {};
+}
+
+sdk::Status Engine::TransferToColleague(sdk::ConversationId id, std::string_view colleague_id,
+                                        bool warm, std::string_view note) {
+  Conversation* c = nullptr;
+  if (auto st = CheckMine(id, &c); !st.ok()) return st;
+  auto raw = FromHex(colleague_id);
+  if (!raw || raw->size() != 16) return {Code::kInvalidArgument, "a colleague id is 32 hex characters"};
+  Bytes sealed;
+  if (!note.empty()) {
+    if (!warm) return {Code::kInvalidArgument, "a handoff note travels with a warm transfer"};
+    auto key = colleague_keys_.find(std::string(colleague_id));
+    if (key == colleague_keys_.end()) {
+      return {Code::kNotFound, "that colleague's keys are not known yet (RefreshColleagues)"};
+    }
+    auto s = e2e::SealToHelpline(key->second.dh, AsBytes(note));
+    if (!s.ok()) return {Code::kInternal, "the handoff note could not be sealed"};
+    sealed = std::move(s).value();
+  }
+  v1::Request r;
+  auto* t = r.mutable_transfer_conversation();
+  t->set_conversation_id(c->server_id);
+  t->set_counsellor_id(raw->data(), raw->size());
+  t->set_warm(warm);
+  t->set_sealed_handoff(sealed.data(), sealed.size());
+  if (Request(std::move(r), {RequestKind::kTransfer, id, warm ? 1u : 0u}) == 0) return Offline();
+  return {};
+}
+
+sdk::Status Engine::AnswerTransfer(sdk::ConversationId id, bool accept) {
+  if (survivor()) return {Code::kWrongRole, "for counsellors"};
+  auto it = std::find_if(local_ids_.begin(), local_ids_.end(),
+                         [id](const auto& kv) { return kv.second == id; });
+  if (it == local_ids_.end()) return {Code::kNotFound, "no such transfer offer"};
+  v1::Request r;
+  r.mutable_answer_transfer()->set_conversation_id(it->first);
+  r.mutable_answer_transfer()->set_accept(accept);
+  if (Request(std::move(r), {RequestKind::kAnswer, id}) == 0) return Offline();
+  return {};
+}
+
+sdk::Status Engine::Block(sdk::ConversationId id, unsigned hours, std::string_view reason) {
+  Conversation* c = nullptr;
+  if (auto st = CheckMine(id, &c); !st.ok()) return st;
+  if (hours == 0) return {Code::kInvalidArgument, "a block lasts at least one hour"};
+  if (!options_.helpline_public_key) {
+    return {Code::kInvalidArgument, "the reason is sealed to the helpline key: set helpline_public_key"};
+  }
+  auto sealed = e2e::SealToHelpline(*options_.helpline_public_key, AsBytes(reason));
+  if (!sealed.ok()) return {Code::kInternal, "the reason could not be sealed"};
+  v1::Request r;
+  r.mutable_block_contact()->set_conversation_id(c->server_id);
+  r.mutable_block_contact()->set_hours(hours);
+  r.mutable_block_contact()->set_sealed_reason(sealed->data(), sealed->size());
+  if (Request(std::move(r), {RequestKind::kBlock, id}) == 0) return Offline();
+  return {};
+}
+
+sdk::Status Engine::Flag(sdk::ConversationId id, bool high_risk, bool minor) {
+  Conversation* c = nullptr;
+  if (auto st = CheckMine(id, &c); !st.ok()) return st;
+  v1::Request r;
+  r.mutable_flag_conversation()->set_conversation_id(c->server_id);
+  r.mutable_flag_conversation()->set_high_risk(high_risk);
+  r.mutable_flag_conversation()->set_minor(minor);
+  if (Request(std::move(r), {RequestKind::kFlag, id}) == 0) return Offline();
+  return {};
+}
+
+sdk::Status Engine::CloseWithWrapUp(sdk::ConversationId id, const sdk::WrapUp& wrapup) {
+  Conversation* c = nullptr;
+  if (auto st = CheckMine(id, &c); !st.ok()) return st;
+  if (!options_.helpline_public_key) {
+    return {Code::kInvalidArgument, "the wrap-up is sealed to the helpline key: set helpline_public_key"};
+  }
+  if (!WithinBounds(wrapup)) {
+    return {Code::kInvalidArgument, "a wrap-up field is too long (2000 bytes each, 32 referrals)"};
+  }
+  Bytes record = EncodeWrapUp(wrapup);
+  auto sealed = e2e::SealToHelpline(*options_.helpline_public_key, record);
+  SecureZero(record);
+  if (!sealed.ok()) return {Code::kInternal, "the wrap-up could not be sealed"};
+  v1::Request r;
+  r.mutable_close_conversation()->set_conversation_id(c->server_id);
+  r.mutable_close_conversation()->set_sealed_wrapup(sealed->data(), sealed->size());
+  if (Request(std::move(r), {RequestKind::kClose, id}) == 0) return Offline();
+  return {};
+}
+
+sdk::Status Engine::SendResourceCard(sdk::ConversationId id, std::string_view referral_id,
+                                     sdk::MessageId* out) {
+  Conversation* c = nullptr;
+  if (auto st = CheckMine(id, &c); !st.ok()) return st;
+  if (!helpline_) return {Code::kWrongState, "the helpline's directory has not arrived yet"};
+  auto ref = std::find_if(helpline_->referrals.begin(), helpline_->referrals.end(),
+                          [&](const auto& r) { return r.id == referral_id; });
+  if (ref == helpline_->referrals.end()) return {Code::kNotFound, "no such referral in the directory"};
+  if (!c->ratchet) return {Code::kWrongState, "the secure session is not set up yet"};
+  const Bytes body = EncodeResourceCard(ref->card);
+  if (body.empty()) return {Code::kInvalidArgument, "the referral is too long for a card"};
+  const sdk::MessageId m = next_message_id_++;
+  if (!EncryptInto(*c, kPlainResourceCard, body, m).ok()) {
+    return {Code::kInternal, "the card could not be encrypted"};
+  }
+  SendOutbox(*c);
+  Persist(*c);
+  *out = m;
+  return {};
+}
+
+sdk::Status Engine::RefreshLoad() {
+  if (survivor()) return {Code::kWrongRole, "for supervisors"};
+  v1::Request r;
+  r.mutable_get_load();
+  if (Request(std::move(r), {RequestKind::kLoad}) == 0) return Offline();
+  return {};
+}
+
+sdk::Status Engine::Load(sdk::LoadSnapshot* out) const {
+  if (survivor()) return {Code::kWrongRole, "for supervisors"};
+  *out = load_;
+  return {};
+}
+
 std::vector<sdk::QueueEntry> Engine::Queue() const {
   std::vector<sdk::QueueEntry> out;
   for (const auto& [sid, q] : queue_) out.push_back(q);
@@ -1018,6 +1412,7 @@ void Engine::Persist(const Conversation& c) {
   head.push_back(static_cast<std::uint8_t>(c.state));
   PutBytes(&head, AsBytes(c.language));
   head.push_back(static_cast<std::uint8_t>(c.priority));
+  PutU64(&head, c.epoch);
   PutU64(&head, c.last_seq);
   PutBytes(&head, remote);
   PutBytes(&head, c.initial_message);
@@ -1065,11 +1460,12 @@ Result<Engine::Conversation> Engine::DecodeConversation(ByteView data) {
   ByteView state = r.Take(1);
   ByteView language = r.Bytes_();
   ByteView priority = r.Take(1);
+  c.epoch = static_cast<std::uint32_t>(r.U64());
   c.last_seq = r.U64();
   ByteView remote = r.Bytes_();
   ByteView initial = r.Bytes_();
   ByteView ratchet = r.Bytes_();
-  if (!r.ok || state[0] < 1 || state[0] > 7) {
+  if (!r.ok || state[0] < 1 || state[0] > 8) {
     return Status::DataLoss("a stored conversation is damaged");
   }
   c.server_id.assign(sid.begin(), sid.end());

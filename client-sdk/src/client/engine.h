@@ -36,6 +36,11 @@ struct PendingEvent {
   WipedBytes text;
   sdk::Code error = sdk::Code::kOk;
   std::string error_message;
+  std::optional<sdk::ResourceCard> card;
+  bool accepted = false;
+  sdk::AlertKind alert{};
+  bool flagged_high_risk = false;
+  bool flagged_minor = false;
 };
 
 // Who this client is: the transport key, the end-to-end identity and, for a
@@ -66,7 +71,7 @@ inline constexpr std::size_t kResumptionSecretLen = 20;
 inline constexpr std::size_t kMaxTextBytes = 16123;
 
 struct EngineOptions {
-  sdk::Role role = sdk::Role::kSurvivor;
+  sdk::Role role = sdk::Role::kSurvivor;  // kCounsellor and kSupervisor behave alike here
   std::optional<crypto::X25519Public> helpline_public_key;
 };
 
@@ -99,6 +104,22 @@ class Engine {
   sdk::Status Close(sdk::ConversationId conversation);
   sdk::Status Claim(sdk::ConversationId conversation);
   sdk::Status Redeem(std::string_view code);
+  // Counsellor workflow.
+  sdk::Status SetPresence(sdk::Presence presence, std::vector<std::string> languages);
+  sdk::Status Helpline(sdk::HelplineInfo* out) const;
+  std::vector<sdk::Colleague> Colleagues() const { return colleagues_; }
+  sdk::Status RefreshColleagues();
+  sdk::Status TransferToQueue(sdk::ConversationId conversation, std::string_view language);
+  sdk::Status TransferToColleague(sdk::ConversationId conversation, std::string_view colleague_id,
+                                  bool warm, std::string_view note);
+  sdk::Status AnswerTransfer(sdk::ConversationId conversation, bool accept);
+  sdk::Status Block(sdk::ConversationId conversation, unsigned hours, std::string_view reason);
+  sdk::Status Flag(sdk::ConversationId conversation, bool high_risk, bool minor);
+  sdk::Status CloseWithWrapUp(sdk::ConversationId conversation, const sdk::WrapUp& wrapup);
+  sdk::Status SendResourceCard(sdk::ConversationId conversation, std::string_view referral_id,
+                               sdk::MessageId* out);
+  sdk::Status RefreshLoad();
+  sdk::Status Load(sdk::LoadSnapshot* out) const;
   std::vector<sdk::QueueEntry> Queue() const;
   std::vector<sdk::ConversationInfo> Conversations() const;
   sdk::Status SafetyNumber(sdk::ConversationId conversation, std::string* out) const;
@@ -138,9 +159,11 @@ class Engine {
     bool ack_due = false;
     std::set<MessageKey> seen;
     std::set<Bytes> past_starts;  // counsellor: replaced sessions' starts, never again
+    std::uint32_t epoch = 0;      // the server's counsellor_epoch last seen
   };
   enum class RequestKind { kSession, kOpen, kClaim, kSend, kAck, kClose, kBundle, kRedeem,
-                           kPublish, kQueue };
+                           kPublish, kQueue, kHelpline, kPresence, kColleagues, kTransfer,
+                           kAnswer, kBlock, kFlag, kLoad };
   struct PendingRequest {
     RequestKind kind{};
     sdk::ConversationId conversation = 0;
@@ -160,6 +183,13 @@ class Engine {
   void HandleEnvelope(const v1::EnvelopeDelivery& delivery);
   void HandleQueueChanged(const v1::QueueChanged& change);
   void HandleConversationChanged(const v1::ConversationSummary& summary);
+  void HandleTransferOffered(const v1::TransferOffered& offer);
+  void HandleAlert(const v1::SupervisorAlert& alert);
+  void OnEnrolled();
+  // Survivor: the conversation passed to another counsellor; the old
+  // session goes, a new one follows.
+  void CounsellorChanged(Conversation& c);
+  sdk::Status CheckMine(sdk::ConversationId id, Conversation** out);
   void Failed(sdk::ConversationId conversation, sdk::MessageId message, sdk::Code code,
               std::string message_text);
 
@@ -189,6 +219,11 @@ class Engine {
   std::vector<v1::Frame> outgoing_;
   std::deque<PendingEvent> events_;
   std::string redeem_code_;  // counsellor: waiting to be sent
+  std::optional<sdk::HelplineInfo> helpline_;
+  std::vector<sdk::Colleague> colleagues_;
+  std::map<std::string, e2e::IdentityPublic> colleague_keys_;  // by hex id
+  sdk::LoadSnapshot load_;
+  std::optional<std::pair<sdk::Presence, std::vector<std::string>>> presence_;
   bool online_ = false;
   bool enrolled_ = false;  // counsellor: the server knows this device
   bool stopped_ = false;

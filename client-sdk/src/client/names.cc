@@ -28,6 +28,7 @@ const char* ToString(ConversationState state) {
     case ConversationState::kClosedBySurvivor: return "closed by the survivor";
     case ConversationState::kClosedByCounsellor: return "closed by the counsellor";
     case ConversationState::kSurvivorLeftQuickly: return "left quickly";
+    case ConversationState::kTransferred: return "transferred";
   }
   return "unknown";
 }
