@@ -15,3 +15,10 @@ haven_test(sdk_quick_exit_test
 haven_test(sdk_unit_test
   SOURCES unit/sdk_engine_test.cc
   DEPS haven_client)
+
+# The counsellor workflow through the SDK against havend with a helpline
+# configuration (transfers, cap, filter, cards, flags, blocks, wrap-up, audit).
+haven_test(sdk_workflow_test
+  SOURCES integration/sdk_workflow_test.cc
+  DEPS haven_client haven_havend_process haven_server_store haven_server_config haven_client_transport
+  PROPERTIES LABELS integration)

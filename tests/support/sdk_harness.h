@@ -28,6 +28,10 @@ struct Recorded {
   std::string text;
   sdk::Code error = sdk::Code::kOk;
   std::string error_message;
+  bool accepted = false;
+  sdk::AlertKind alert{};
+  bool flagged_high_risk = false;
+  bool flagged_minor = false;
 };
 
 class SdkClient {
@@ -115,6 +119,10 @@ class SdkClient {
     if (record_text_) r.text = std::string(e.text);
     r.error = e.error;
     r.error_message = std::string(e.error_message);
+    r.accepted = e.accepted;
+    r.alert = e.alert;
+    r.flagged_high_risk = e.flagged_high_risk;
+    r.flagged_minor = e.flagged_minor;
     std::lock_guard lock(mu_);
     events_.push_back(std::move(r));
     cv_.notify_all();
