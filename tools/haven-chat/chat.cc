@@ -13,9 +13,11 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "terminal.h"
+#include "wrapup.h"
 
 namespace haven::chat {
 namespace {
@@ -39,10 +41,29 @@ constexpr std::string_view kCounsellorHelp =
     "  /claim N     take conversation N from the queue; it becomes the current one\r\n"
     "  /list        your conversations (* marks the current one)\r\n"
     "  /switch N    make conversation N the current one\r\n"
-    "  /close       close the current conversation\r\n"
-    "  /safety      the safety number of the current conversation\r\n"
+    "  /presence available|busy|away [lang ...]\r\n"
+    "               your presence; the languages (e.g. en es) filter your queue (none: all)\r\n"
+    "  /colleagues  who is online: id, role, presence, languages, active conversations\r\n"
+    "The current conversation:\r\n"
+    "  /canned          the ready-made messages;  /canned ID  sends one\r\n"
+    "  /referrals       the referral directory;   /card ID    sends one as a card\r\n"
+    "  /flag risk|minor|both|none   flag it (supervisors are alerted at once)\r\n"
+    "  /transfer queue [lang]       back to the queue (optionally for another language)\r\n"
+    "  /transfer ID [warm] [note]   to a colleague (ID: the start of their id in\r\n"
+    "                               /colleagues); warm: they accept first and get your note\r\n"
+    "  /accept [N], /decline [N]    answer a transfer a colleague offers you\r\n"
+    "  /block HOURS REASON          block an abusive contact for a while, and close\r\n"
+    "  /wrapup      screening, category, note, referrals and consent, then close\r\n"
+    "  /close       close without a wrap-up\r\n"
+    "  /safety      the safety number\r\n"
     "  /quit        leave\r\n"
     "Anything else you type is sent to the current conversation.";
+
+constexpr std::string_view kSupervisorHelp =
+    "Supervisor:\r\n"
+    "  /load        queued, active and lost conversations, the longest wait, the queue per\r\n"
+    "               language, and each counsellor's presence and load (never any content)\r\n"
+    "Alerts (a flagged conversation, a flagged survivor's quick exit) appear here at once.";
 
 constexpr std::string_view kQuickExitBanner =
     "  They used quick exit: they may not be safe right now.  \r\n"
@@ -82,6 +103,7 @@ class Chat {
 
  private:
   bool survivor() const { return options_.client.role == sdk::Role::kSurvivor; }
+  bool supervisor() const { return options_.client.role == sdk::Role::kSupervisor; }
 
   void Say(std::string_view text, Style style = Style::kPlain) { term_.Print(text, style); }
   void ShowMessage(std::string_view label, std::string_view text);
@@ -90,6 +112,13 @@ class Chat {
   void OnConversation(ConversationId id, ConversationState s);
   void OnRequestFailed(const sdk::Event& e);
   void RefreshQueue();
+  void OnHelpline();
+  void OnTransferOffered(const sdk::Event& e);
+  void OnTransferAnswered(const sdk::Event& e);
+  void OnAlert(const sdk::Event& e);
+  void ShowCard(const sdk::ResourceCard& card);
+  void ShowColleagues();
+  void ShowLoad();
 
   // Input. Each returns true to keep going.
   bool HandleLine(std::string& line);
@@ -102,6 +131,21 @@ class Chat {
   void ShowSafetyNumber();
   void Claim(std::string_view arg);
   void Close(ConversationId id);
+  // The counsellor workflow. Each acts on the current conversation.
+  ConversationId CurrentOpen();  // 0 (and says so) if there is none
+  bool GetHelpline(sdk::HelplineInfo* out);
+  void SetPresence(std::string_view arg);
+  void Colleagues();
+  void Transfer(std::string_view arg);
+  void AnswerOffer(std::string_view arg, bool accept);
+  void Canned(std::string_view arg);
+  void Referrals();
+  void Card(std::string_view arg);
+  void FlagCurrent(std::string_view arg);
+  void BlockCurrent(std::string_view arg);
+  void StartWrapUp();
+  void WrapUpAnswer(std::string_view line);
+  void Load();
 
   int QuickExit();
   int LeaveSurvivor();
@@ -123,6 +167,15 @@ class Chat {
   bool drop_announced_ = false;
   bool welcomed_ = false;
   bool quick_exit_completed_ = false;
+  ConversationId accepting_ = 0;           // a transfer this counsellor accepted
+  std::vector<ConversationId> offers_;     // transfers offered to this counsellor
+  std::map<ConversationId, std::vector<std::string>> cards_sent_;  // referral ids
+  bool colleagues_wanted_ = false;         // /colleagues waits for a fresh list
+  bool helpline_announced_ = false;
+
+  // The wrap-up form: the input thread only.
+  std::unique_ptr<WrapUpForm> form_;
+  ConversationId form_conversation_ = 0;
 };
 
 // ---------------------------------------------------------------- events
@@ -141,15 +194,27 @@ void Chat::ShowMessage(std::string_view label, std::string_view text) {
 
 void Chat::OnEvent(const sdk::Event& e) {
   switch (e.type) {
-    case EventType::kHelplineConfigReceived:
-    case EventType::kColleaguesChanged:
-    case EventType::kTransferOffered:
-    case EventType::kTransferAnswered:
-    case EventType::kSupervisorAlert:
-    case EventType::kLoadChanged:
+    case EventType::kHelplineConfigReceived: return OnHelpline();
+    case EventType::kColleaguesChanged: {
+      bool wanted = false;
+      {
+        std::lock_guard lock(mu_);
+        wanted = std::exchange(colleagues_wanted_, false);
+      }
+      if (wanted) ShowColleagues();
+      return;
+    }
+    case EventType::kTransferOffered: return OnTransferOffered(e);
+    case EventType::kTransferAnswered: return OnTransferAnswered(e);
+    case EventType::kSupervisorAlert: return OnAlert(e);
+    case EventType::kLoadChanged: return ShowLoad();
     case EventType::kCounsellorChanging:
+      // Neutral: the survivor is not told why, only that someone else comes.
+      if (survivor()) Say("Another counsellor is joining the conversation.", Style::kNotice);
+      return;
     case EventType::kResourceCardReceived:
-      return;  // the counsellor workflow's events: not shown by haven-chat yet
+      if (e.card != nullptr) ShowCard(*e.card);
+      return;
     case EventType::kConnectionChanged: return OnConnection(e.connection);
     case EventType::kConversationChanged: return OnConversation(e.conversation, e.state);
     case EventType::kMessageReceived: {
@@ -220,6 +285,7 @@ void Chat::OnConversation(ConversationId id, ConversationState s) {
   ConversationState before{};
   bool first_waiting = false;
   bool became_current = false;
+  bool transferred_in = false;
   {
     std::lock_guard lock(mu_);
     auto it = states_.find(id);
@@ -233,6 +299,13 @@ void Chat::OnConversation(ConversationId id, ConversationState s) {
       current_ = id;
       became_current = true;
     }
+    if (!survivor() && id == accepting_ &&
+        (s == ConversationState::kActive || s == ConversationState::kConnectionLost)) {
+      accepting_ = 0;
+      current_ = id;
+      became_current = transferred_in = true;
+    }
+    if (!survivor() && !IsOpen(s)) cards_sent_.erase(id);
     if (!survivor() && !IsOpen(s) && id == current_) current_ = 0;
   }
   if (before == s) return;
@@ -266,6 +339,8 @@ void Chat::OnConversation(ConversationId id, ConversationState s) {
         Say("They are back (" + tag + ").", Style::kNotice);
       } else if (became_current) {
         Say("You are now talking with the survivor in conversation " + tag +
+                (transferred_in ? " (handed over by a colleague; they cannot see it any more)"
+                                : "") +
                 ". Type a message and press Enter.",
             Style::kNotice);
       } else {
@@ -292,7 +367,9 @@ void Chat::OnConversation(ConversationId id, ConversationState s) {
           Style::kAlert);
       return;
     case ConversationState::kTransferred:
-      Say("Conversation " + tag + " is now with a colleague.");
+      Say("Conversation " + tag +
+              " is now with a colleague (or back in the queue): you no longer have access to it.",
+          Style::kNotice);
       return;
     case ConversationState::kOpening:
     case ConversationState::kWaiting: return;  // the queue announces these
@@ -340,12 +417,165 @@ void Chat::RefreshQueue() {
   }
 }
 
+void Chat::OnHelpline() {
+  sdk::Client* client = live_.load();
+  sdk::HelplineInfo info;
+  if (client == nullptr || !client->Helpline(&info).ok()) return;
+  {
+    std::lock_guard lock(mu_);
+    if (std::exchange(helpline_announced_, true)) return;
+  }
+  Say("Helpline: " + (info.name.empty() ? std::string("(no name)") : Sanitized(info.name)) + ". " +
+      std::to_string(info.canned_responses.size()) + " canned responses (/canned), " +
+      std::to_string(info.referrals.size()) + " referrals (/referrals), " +
+      std::to_string(info.categories.size()) + " wrap-up categories.");
+}
+
+void Chat::OnTransferOffered(const sdk::Event& e) {
+  {
+    std::lock_guard lock(mu_);
+    if (std::find(offers_.begin(), offers_.end(), e.conversation) == offers_.end()) {
+      offers_.push_back(e.conversation);
+    }
+  }
+  const std::string tag = Tag(e.conversation);
+  Say("  TRANSFER OFFERED: a colleague asks you to take conversation " + tag + ".  ",
+      Style::kAlert);
+  if (e.text.empty()) {
+    Say("They left no handoff note.");
+  } else {
+    // The note is the colleague's words, never the survivor's: say so.
+    ShowMessage("Handoff note from your colleague (not from the survivor)", e.text);
+  }
+  Say("Type /accept " + std::to_string(e.conversation) + " to take it, or /decline " +
+      std::to_string(e.conversation) + ".");
+}
+
+void Chat::OnTransferAnswered(const sdk::Event& e) {
+  const std::string tag = Tag(e.conversation);
+  if (e.accepted) {
+    Say("Your colleague accepted conversation " + tag + ".");
+  } else {
+    Say("Your colleague declined conversation " + tag + ": it stays with you.", Style::kNotice);
+  }
+}
+
+void Chat::OnAlert(const sdk::Event& e) {
+  std::string flags;
+  if (e.flagged_high_risk && e.flagged_minor) {
+    flags = "high risk and minor";
+  } else if (e.flagged_high_risk) {
+    flags = "high risk";
+  } else if (e.flagged_minor) {
+    flags = "minor";
+  } else {
+    flags = "no flag";
+  }
+  const std::string tag = Tag(e.conversation);
+  switch (e.alert) {
+    case sdk::AlertKind::kFlagged:
+      Say("  SUPERVISOR ALERT  Flagged: " + flags + "  (conversation " + tag + ")  ",
+          Style::kAlert);
+      return;
+    case sdk::AlertKind::kFlaggedQuickExit:
+      Say("  SUPERVISOR ALERT  A flagged survivor used quick exit  (conversation " + tag +
+              ", flagged: " + flags + ")  \r\n" + std::string(kQuickExitBanner),
+          Style::kAlert);
+      return;
+  }
+  Say("  SUPERVISOR ALERT  (conversation " + tag + ")  ", Style::kAlert);
+}
+
+// A referral from the counsellor, as plain text: the card is untrusted like
+// any message, so every field is sanitised.
+void Chat::ShowCard(const sdk::ResourceCard& card) {
+  constexpr std::size_t kIndent = 4;
+  std::string out = "The counsellor shared a service you can contact:\r\n  ";
+  SanitizeForTerminal(card.name, 2, &out);
+  if (!card.service.empty() || !card.region.empty()) {
+    out += " (";
+    SanitizeForTerminal(card.service, kIndent, &out);
+    if (!card.service.empty() && !card.region.empty()) out += ", ";
+    SanitizeForTerminal(card.region, kIndent, &out);
+    out += ")";
+  }
+  out += "\r\n  What they offer:\r\n    ";
+  SanitizeForTerminal(card.offers, kIndent, &out);
+  out += "\r\n  How to reach them:\r\n    ";
+  SanitizeForTerminal(card.contact, kIndent, &out);
+  out += "\r\n  It is your choice whether to contact them.";
+  Say(out);
+  Wipe(&out);
+}
+
+std::string PresenceName(sdk::Presence p) {
+  switch (p) {
+    case sdk::Presence::kAvailable: return "available";
+    case sdk::Presence::kBusy: return "busy";
+    case sdk::Presence::kAway: return "away";
+  }
+  return "unknown";
+}
+
+std::string ColleagueLine(const sdk::Colleague& c) {
+  std::string langs;
+  for (const auto& l : c.languages) langs += (langs.empty() ? "" : " ") + Sanitized(l);
+  std::string id = Sanitized(c.id.substr(0, 8));
+  std::string role = c.role == sdk::Role::kSupervisor ? "supervisor" : "counsellor";
+  std::string presence = PresenceName(c.presence);
+  role.resize(std::max<std::size_t>(role.size(), 10), ' ');
+  presence.resize(std::max<std::size_t>(presence.size(), 9), ' ');
+  return "  " + id + "  " + role + "  " + presence + "  languages: " +
+         (langs.empty() ? std::string("all") : langs) + "  active: " +
+         std::to_string(c.active_conversations);
+}
+
+void Chat::ShowColleagues() {
+  sdk::Client* client = live_.load();
+  std::vector<sdk::Colleague> list;
+  if (client == nullptr || !client->Colleagues(&list).ok()) return;
+  if (list.empty()) {
+    Say("Nobody is online.");
+    return;
+  }
+  std::string out = "Online now (you are listed too):";
+  for (const auto& c : list) out += "\r\n" + ColleagueLine(c);
+  out += "\r\n/transfer ID warm NOTE offers the current conversation (ID: the first characters).";
+  Say(out);
+}
+
+void Chat::ShowLoad() {
+  sdk::Client* client = live_.load();
+  sdk::LoadSnapshot load;
+  if (client == nullptr || !client->Load(&load).ok()) return;
+  const unsigned wait = load.longest_wait_seconds;
+  std::string out = "Load: " + std::to_string(load.queued) + " queued, " +
+                    std::to_string(load.active) + " active, " +
+                    std::to_string(load.connection_lost) + " connection lost; longest wait " +
+                    (wait >= 60 ? std::to_string(wait / 60) + " min " : std::string()) +
+                    std::to_string(wait % 60) + " s";
+  if (!load.queued_by_language.empty()) {
+    out += "\r\n  Queued per language:";
+    for (const auto& [language, n] : load.queued_by_language) {
+      out += " " + (language.empty() ? std::string("(none)") : Sanitized(language)) + " " +
+             std::to_string(n) + ";";
+    }
+  }
+  out += "\r\n  Counsellors online: " + std::to_string(load.counsellors.size());
+  for (const auto& c : load.counsellors) out += "\r\n" + ColleagueLine(c);
+  Say(out);
+}
+
 // ---------------------------------------------------------------- input
 
 bool Chat::HandleLine(std::string& line) {
   std::string_view view = line;
   while (!view.empty() && view.back() == ' ') view.remove_suffix(1);
   while (!view.empty() && view.front() == ' ') view.remove_prefix(1);
+  if (form_) {
+    WrapUpAnswer(view);  // Enter alone is an answer there
+    return true;
+  }
   if (view.empty()) return true;
   if (view.front() != '/') {
     SendText(view);
@@ -405,8 +635,31 @@ bool Chat::CounsellorCommand(std::string_view cmd, std::string_view arg) {
     }
   } else if (cmd == "/safety") {
     ShowSafetyNumber();
+  } else if (cmd == "/presence") {
+    SetPresence(arg);
+  } else if (cmd == "/colleagues") {
+    Colleagues();
+  } else if (cmd == "/transfer") {
+    Transfer(arg);
+  } else if (cmd == "/accept" || cmd == "/decline") {
+    AnswerOffer(arg, cmd == "/accept");
+  } else if (cmd == "/canned") {
+    Canned(arg);
+  } else if (cmd == "/referrals") {
+    Referrals();
+  } else if (cmd == "/card") {
+    Card(arg);
+  } else if (cmd == "/flag") {
+    FlagCurrent(arg);
+  } else if (cmd == "/block") {
+    BlockCurrent(arg);
+  } else if (cmd == "/wrapup") {
+    StartWrapUp();
+  } else if (cmd == "/load") {
+    Load();
   } else if (cmd == "/help") {
     Say(kCounsellorHelp);
+    if (supervisor()) Say(kSupervisorHelp);
   } else {
     Say("Unknown command. Type /help for the list.");
   }
@@ -573,6 +826,394 @@ void Chat::Close(ConversationId id) {
   if (!st.ok()) Say("Could not close " + Tag(id) + ": " + Sanitized(st.message()));
 }
 
+// ---------------------------------------------------------------- workflow
+
+// The first word of `arg`, and the rest (trimmed) in `rest`.
+std::string_view FirstWord(std::string_view arg, std::string_view* rest) {
+  while (!arg.empty() && arg.front() == ' ') arg.remove_prefix(1);
+  const std::size_t space = arg.find(' ');
+  const std::string_view word = arg.substr(0, space);
+  std::string_view after = space == std::string_view::npos ? std::string_view() : arg.substr(space);
+  while (!after.empty() && after.front() == ' ') after.remove_prefix(1);
+  if (rest != nullptr) *rest = after;
+  return word;
+}
+
+ConversationId Chat::CurrentOpen() {
+  ConversationId id = 0;
+  bool open = false;
+  {
+    std::lock_guard lock(mu_);
+    id = current_;
+    auto it = states_.find(id);
+    open = id != 0 && it != states_.end() && IsOpen(it->second);
+  }
+  if (!open) {
+    Say("No conversation selected. Type /list, then /switch N (or /queue, then /claim N).");
+    return 0;
+  }
+  return id;
+}
+
+bool Chat::GetHelpline(sdk::HelplineInfo* out) {
+  const sdk::Status st = client_->Helpline(out);
+  if (!st.ok()) {
+    Say("The helpline's configuration has not arrived yet (it comes once this device is "
+        "enrolled and connected). Try again in a moment.");
+    return false;
+  }
+  return true;
+}
+
+void Chat::SetPresence(std::string_view arg) {
+  std::string_view rest;
+  const std::string_view word = FirstWord(arg, &rest);
+  sdk::Presence presence{};
+  if (word == "available") {
+    presence = sdk::Presence::kAvailable;
+  } else if (word == "busy") {
+    presence = sdk::Presence::kBusy;
+  } else if (word == "away") {
+    presence = sdk::Presence::kAway;
+  } else {
+    Say("Usage: /presence available|busy|away [languages], for example /presence available en es");
+    return;
+  }
+  std::vector<std::string> languages;
+  while (!rest.empty()) languages.emplace_back(FirstWord(rest, &rest));
+  std::string shown;
+  for (const auto& l : languages) shown += " " + Sanitized(l);
+  const sdk::Status st = client_->SetPresence(presence, std::move(languages));
+  if (!st.ok()) {
+    Say("Could not set your presence: " + Sanitized(st.message()));
+    return;
+  }
+  Say("You are " + std::string(word) + "; your queue shows " +
+      (shown.empty() ? std::string("every language") : "these languages:" + shown) + ".");
+}
+
+void Chat::Colleagues() {
+  {
+    std::lock_guard lock(mu_);
+    colleagues_wanted_ = true;
+  }
+  const sdk::Status st = client_->RefreshColleagues();
+  if (!st.ok()) {
+    {
+      std::lock_guard lock(mu_);
+      colleagues_wanted_ = false;
+    }
+    Say("The list of colleagues is not available: " + Sanitized(st.message()));
+  }
+}
+
+void Chat::Transfer(std::string_view arg) {
+  std::string_view rest;
+  const std::string_view target = FirstWord(arg, &rest);
+  if (target.empty()) {
+    Say("Usage: /transfer queue [language], or /transfer ID [warm] [note] (ID from /colleagues).");
+    return;
+  }
+  const ConversationId id = CurrentOpen();
+  if (id == 0) return;
+  if (target == "queue") {
+    std::string_view more;
+    const std::string_view language = FirstWord(rest, &more);
+    if (!more.empty()) {
+      Say("Usage: /transfer queue [language], for example /transfer queue es");
+      return;
+    }
+    const sdk::Status st = client_->TransferToQueue(id, language);
+    if (!st.ok()) {
+      Say("Could not transfer " + Tag(id) + ": " + Sanitized(st.message()));
+      return;
+    }
+    Say("Sending conversation " + Tag(id) + " back to the queue" +
+        (language.empty() ? std::string() : " for language " + Sanitized(language)) + "...");
+    return;
+  }
+  // A colleague, by the first characters of their id.
+  std::vector<sdk::Colleague> list;
+  client_->Colleagues(&list);
+  std::vector<const sdk::Colleague*> matches;
+  for (const auto& c : list) {
+    if (c.id.size() >= target.size() && std::string_view(c.id).substr(0, target.size()) == target) {
+      matches.push_back(&c);
+    }
+  }
+  if (matches.empty()) {
+    Say("No colleague online has an id starting with " + Sanitized(target) +
+        ". Type /colleagues to see who is online.");
+    return;
+  }
+  if (matches.size() > 1) {
+    Say("More than one colleague's id starts with " + Sanitized(target) +
+        ": type more of it (see /colleagues).");
+    return;
+  }
+  std::string_view note;
+  const std::string_view mode = FirstWord(rest, &note);
+  const bool warm = mode == "warm";
+  if (!warm && !rest.empty()) {
+    Say("A handoff note travels only with a warm transfer: /transfer " + Sanitized(target) +
+        " warm NOTE (your colleague accepts first and reads the note).");
+    return;
+  }
+  const std::string colleague = Sanitized(matches.front()->id.substr(0, 8));
+  const sdk::Status st = client_->TransferToColleague(id, matches.front()->id, warm, note);
+  if (!st.ok()) {
+    Say("Could not transfer " + Tag(id) + ": " + Sanitized(st.message()));
+    return;
+  }
+  if (warm) {
+    Say("Offered conversation " + Tag(id) + " to colleague " + colleague +
+        (note.empty() ? std::string(" (no note)") : std::string(" with your handoff note")) +
+        ". Keep talking until they accept.");
+  } else {
+    Say("Handing conversation " + Tag(id) + " to colleague " + colleague + "...");
+  }
+}
+
+void Chat::AnswerOffer(std::string_view arg, bool accept) {
+  ConversationId id = arg.empty() ? 0 : ParseId(arg);
+  {
+    std::lock_guard lock(mu_);
+    if (arg.empty() && offers_.size() == 1) id = offers_.front();
+    const auto it = std::find(offers_.begin(), offers_.end(), id);
+    if (id == 0 || it == offers_.end()) {
+      id = 0;
+    } else {
+      offers_.erase(it);
+      if (accept) accepting_ = id;
+    }
+  }
+  if (id == 0) {
+    Say(std::string("No such transfer offer. Usage: ") + (accept ? "/accept N" : "/decline N") +
+        ", with N from the offer.");
+    return;
+  }
+  const sdk::Status st = client_->AnswerTransfer(id, accept);
+  if (!st.ok()) {
+    {
+      std::lock_guard lock(mu_);
+      if (accepting_ == id) accepting_ = 0;
+    }
+    Say("Could not answer the offer for " + Tag(id) + ": " + Sanitized(st.message()));
+    return;
+  }
+  Say(accept ? "Taking conversation " + Tag(id) + "..."
+             : "You declined conversation " + Tag(id) + ": it stays with your colleague.");
+}
+
+void Chat::Canned(std::string_view arg) {
+  sdk::HelplineInfo info;
+  if (!GetHelpline(&info)) return;
+  const std::string_view which = FirstWord(arg, nullptr);
+  if (which.empty()) {
+    if (info.canned_responses.empty()) {
+      Say("This helpline has no canned responses.");
+      return;
+    }
+    std::string out = "Canned responses (/canned ID sends one to the current conversation):";
+    for (std::size_t i = 0; i < info.canned_responses.size(); ++i) {
+      const auto& c = info.canned_responses[i];
+      std::string text = c.text.substr(0, 90);
+      if (text.size() < c.text.size()) text += "...";
+      out += "\r\n  " + std::to_string(i + 1) + "  " + Sanitized(c.id) + ": ";
+      SanitizeForTerminal(text, 6, &out);
+    }
+    Say(out);
+    return;
+  }
+  const ConversationId n = ParseId(which);
+  const auto it = std::find_if(info.canned_responses.begin(), info.canned_responses.end(),
+                               [&](const auto& c) { return c.id == which; });
+  const sdk::HelplineInfo::Entry* entry = nullptr;
+  if (it != info.canned_responses.end()) {
+    entry = &*it;
+  } else if (n >= 1 && n <= info.canned_responses.size()) {
+    entry = &info.canned_responses[n - 1];
+  }
+  if (entry == nullptr) {
+    Say("No canned response " + Sanitized(which) + ". Type /canned for the list.");
+    return;
+  }
+  SendText(entry->text);
+}
+
+void Chat::Referrals() {
+  sdk::HelplineInfo info;
+  if (!GetHelpline(&info)) return;
+  if (info.referrals.empty()) {
+    Say("This helpline's referral directory is empty.");
+    return;
+  }
+  std::string out = "Referral directory (/card ID sends one to the current conversation):";
+  for (std::size_t i = 0; i < info.referrals.size(); ++i) {
+    const auto& r = info.referrals[i];
+    std::string langs;
+    for (const auto& l : r.languages) langs += " " + Sanitized(l);
+    out += "\r\n  " + std::to_string(i + 1) + "  " + Sanitized(r.id) + "  " +
+           Sanitized(r.card.service) + ": " + Sanitized(r.card.name) + " (" +
+           Sanitized(r.card.region) + "; languages:" + langs + ")";
+  }
+  Say(out);
+}
+
+void Chat::Card(std::string_view arg) {
+  sdk::HelplineInfo info;
+  if (!GetHelpline(&info)) return;
+  const std::string_view which = FirstWord(arg, nullptr);
+  const ConversationId n = ParseId(which);
+  const auto it = std::find_if(info.referrals.begin(), info.referrals.end(),
+                               [&](const auto& r) { return r.id == which; });
+  const sdk::HelplineInfo::Referral* ref = nullptr;
+  if (it != info.referrals.end()) {
+    ref = &*it;
+  } else if (n >= 1 && n <= info.referrals.size()) {
+    ref = &info.referrals[n - 1];
+  }
+  if (ref == nullptr) {
+    Say(which.empty() ? std::string("Usage: /card ID, with an id from /referrals.")
+                      : "No referral " + Sanitized(which) + ". Type /referrals for the list.");
+    return;
+  }
+  const ConversationId id = CurrentOpen();
+  if (id == 0) return;
+  sdk::MessageId message = 0;
+  const sdk::Status st = client_->SendResourceCard(id, ref->id, &message);
+  if (!st.ok()) {
+    Say("Could not send the card: " + Sanitized(st.message()));
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    auto& sent = cards_sent_[id];
+    if (std::find(sent.begin(), sent.end(), ref->id) == sent.end()) sent.push_back(ref->id);
+  }
+  Say("You sent a card: " + Sanitized(ref->card.name) + " (" + Sanitized(ref->card.service) +
+      ").");
+}
+
+void Chat::FlagCurrent(std::string_view arg) {
+  const std::string_view which = FirstWord(arg, nullptr);
+  bool risk = false, minor = false;
+  if (which == "risk") {
+    risk = true;
+  } else if (which == "minor") {
+    minor = true;
+  } else if (which == "both") {
+    risk = minor = true;
+  } else if (which != "none") {
+    Say("Usage: /flag risk|minor|both|none");
+    return;
+  }
+  const ConversationId id = CurrentOpen();
+  if (id == 0) return;
+  const sdk::Status st = client_->Flag(id, risk, minor);
+  if (!st.ok()) {
+    Say("Could not flag " + Tag(id) + ": " + Sanitized(st.message()));
+    return;
+  }
+  if (!risk && !minor) {
+    Say("Conversation " + Tag(id) + ": flags cleared.");
+  } else {
+    Say("Conversation " + Tag(id) + " flagged: " +
+            (risk && minor ? "high risk and minor" : risk ? "high risk" : "minor") +
+            ". Supervisors are alerted (they see the flag, never the conversation).",
+        Style::kNotice);
+  }
+}
+
+void Chat::BlockCurrent(std::string_view arg) {
+  std::string_view reason;
+  const std::string_view hours_text = FirstWord(arg, &reason);
+  unsigned hours = 0;
+  const auto [end, ec] =
+      std::from_chars(hours_text.data(), hours_text.data() + hours_text.size(), hours);
+  if (ec != std::errc() || end != hours_text.data() + hours_text.size() || hours == 0 ||
+      reason.empty()) {
+    Say("Usage: /block HOURS REASON, for example /block 24 abusive messages. The reason is "
+        "sealed to the helpline key.");
+    return;
+  }
+  const ConversationId id = CurrentOpen();
+  if (id == 0) return;
+  const sdk::Status st = client_->Block(id, hours, reason);
+  if (!st.ok()) {
+    Say("Could not block: " + Sanitized(st.message()));
+    return;
+  }
+  Say("Blocking this contact for " + std::to_string(hours) +
+      " hours; conversation " + Tag(id) + " closes.");
+}
+
+void Chat::StartWrapUp() {
+  const ConversationId id = CurrentOpen();
+  if (id == 0) return;
+  if (!options_.client.helpline_public_key) {
+    Say("A wrap-up is sealed to the helpline key: start haven-chat with --helpline-key.");
+    return;
+  }
+  sdk::HelplineInfo info;
+  if (!GetHelpline(&info)) return;
+  std::vector<std::string> sent;
+  {
+    std::lock_guard lock(mu_);
+    auto it = cards_sent_.find(id);
+    if (it != cards_sent_.end()) sent = it->second;
+  }
+  form_ = std::make_unique<WrapUpForm>(std::move(info.categories), std::move(info.referrals),
+                                       std::move(sent));
+  form_conversation_ = id;
+  Say("Wrap-up for conversation " + Tag(id) +
+          ". Answer with the keyboard; /cancel stops without closing. The conversation stays "
+          "open (and messages still appear) until you confirm at the end.",
+      Style::kNotice);
+  Say(form_->Prompt());
+  term_.SetPrompt("wrap-up> ");
+}
+
+void Chat::WrapUpAnswer(std::string_view line) {
+  Say("wrap-up> " + Sanitized(line));
+  std::string reply;
+  const WrapUpForm::Result r = form_->Answer(line, &reply);
+  const ConversationId id = form_conversation_;
+  if (r == WrapUpForm::Result::kNext) {
+    if (!reply.empty()) {
+      const bool correction = reply.rfind("Please", 0) == 0 || reply.rfind("Not in", 0) == 0 ||
+                              reply.rfind("That note", 0) == 0 || reply.rfind("At most", 0) == 0;
+      Say(correction ? reply : "  " + reply + "  ", correction ? Style::kPlain : Style::kAlert);
+    }
+    Say(form_->Prompt());
+    return;
+  }
+  term_.SetPrompt("> ");
+  if (r == WrapUpForm::Result::kCancelled) {
+    form_.reset();
+    Say("Wrap-up cancelled: nothing was recorded, and conversation " + Tag(id) +
+        " is still open.");
+    return;
+  }
+  const sdk::Status st = client_->CloseWithWrapUp(id, form_->wrapup());
+  form_.reset();
+  if (!st.ok()) {
+    Say("Could not close with this wrap-up: " + Sanitized(st.message()));
+    return;
+  }
+  Say("The wrap-up is sealed to the helpline key and sent. Closing conversation " + Tag(id) +
+      "...");
+}
+
+void Chat::Load() {
+  if (!supervisor()) {
+    Say("/load is for supervisors.");
+    return;
+  }
+  const sdk::Status st = client_->RefreshLoad();
+  if (!st.ok()) Say("The load is not available: " + Sanitized(st.message()));
+}
+
 // ---------------------------------------------------------------- leaving
 
 // The quick-exit key: the screen first (what someone in the room would see),
@@ -637,7 +1278,8 @@ int Chat::Run() {
         Style::kNotice);
     Say("Connecting...");
   } else {
-    Say("Counsellor console. Type /help for the commands.");
+    Say(supervisor() ? "Supervisor console. Type /help for the commands."
+                     : "Counsellor console. Type /help for the commands.");
     Say("Connecting to the server...");
   }
 

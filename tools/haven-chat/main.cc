@@ -50,7 +50,8 @@ int Usage(const char* message) {
 int main(int argc, char** argv) {
   using namespace haven;
   CLI::App app{
-      "haven-chat: talk to a helpline counsellor (--survivor), or answer as one (--counsellor)."};
+      "haven-chat: talk to a helpline counsellor (--survivor), answer as one (--counsellor), or "
+      "watch the helpline's load and alerts as a supervisor (--supervisor)."};
   app.footer(std::string("Quick exit (survivor): press ") + chat::kQuickExitKeys +
              " at any moment. The conversation is wiped, the screen and its scrollback are "
              "cleared, and the program ends at once. Ctrl-C and closing the terminal do the same.\n"
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
 
   bool survivor = false;
   bool counsellor = false;
+  bool supervisor = false;
   std::string host = "127.0.0.1";
   int port = 7420;
   std::string server_key_hex;
@@ -70,7 +72,12 @@ int main(int argc, char** argv) {
 
   auto* s = app.add_flag("--survivor", survivor, "Reach a counsellor (anonymous)");
   auto* c = app.add_flag("--counsellor", counsellor, "Answer conversations from the queue");
+  auto* sv = app.add_flag("--supervisor", supervisor,
+                          "Supervise: load, alerts, and everything a counsellor does (the device "
+                          "is enrolled with a supervisor invitation)");
   s->excludes(c);
+  s->excludes(sv);
+  c->excludes(sv);
   app.add_option("--host", host, "Server address (numeric)")->capture_default_str();
   app.add_option("--port", port, "Server port")->check(CLI::Range(1, 65535))->capture_default_str();
   auto* key = app.add_option("--server-key", server_key_hex,
@@ -80,24 +87,30 @@ int main(int argc, char** argv) {
                        ->check(CLI::ExistingFile);
   key->excludes(key_file);
   app.add_option("--helpline-key", helpline_key_hex,
-                 "Helpline public key, 64 hexadecimal characters (optional)");
+                 "Helpline public key, 64 hexadecimal characters (counsellors and supervisors: "
+                 "wrap-ups and block reasons are sealed to it)");
   app.add_option("--storage-dir", storage_dir,
                  "A directory only the SDK writes to (optional; nothing about a conversation is "
                  "stored there by haven-chat)");
-  app.add_option("--invite", invite, "Counsellor: an invitation code to redeem on start");
+  app.add_option("--invite", invite,
+                 "Counsellor or supervisor: an invitation code to redeem on start");
   app.add_option("--language", language, "Survivor: preferred language, e.g. en or pt-BR");
   app.add_option("--priority", priority, "Survivor: 0 (normal) to 9 (most urgent)")
       ->check(CLI::Range(0u, 9u));
   CLI11_PARSE(app, argc, argv);
 
-  if (survivor == counsellor) return Usage("choose --survivor or --counsellor");
-  if (survivor && !invite.empty()) return Usage("--invite is for --counsellor");
-  if (counsellor && (!language.empty() || priority != 0)) {
+  if (int{survivor} + int{counsellor} + int{supervisor} != 1) {
+    return Usage("choose --survivor, --counsellor or --supervisor");
+  }
+  if (survivor && !invite.empty()) return Usage("--invite is for --counsellor and --supervisor");
+  if (!survivor && (!language.empty() || priority != 0)) {
     return Usage("--language and --priority are for --survivor");
   }
 
   chat::ChatOptions options;
-  options.client.role = survivor ? sdk::Role::kSurvivor : sdk::Role::kCounsellor;
+  options.client.role = survivor     ? sdk::Role::kSurvivor
+                        : supervisor ? sdk::Role::kSupervisor
+                                     : sdk::Role::kCounsellor;
   options.client.host = host;
   options.client.port = static_cast<std::uint16_t>(port);
   if (!server_key_file.empty()) {
