@@ -8,13 +8,15 @@ haven_test(haven_chat_unit_test
   SOURCES unit/haven_chat_terminal_test.cc
   DEPS haven_chat_terminal)
 
-# Two haven-chat processes driven through tmux the way people use them,
-# against a real havend: queue, claim, messages both ways, quick exit.
+# haven-chat processes driven through tmux the way people use them, against a
+# real havend: queue, claim, messages both ways, quick exit; and, with the
+# example helpline configuration, a supervisor and two counsellors: resource
+# card, flag and alert, load, warm transfer with a note, wrap-up.
 # tmux is required: without it the test fails unless HAVEN_ALLOW_NO_TMUX is set.
 haven_test(haven_chat_tmux_test
   SOURCES integration/haven_chat_tmux_test.cc
   DEPS haven_havend_process
-  PROPERTIES LABELS integration TIMEOUT 180)
+  PROPERTIES LABELS integration TIMEOUT 300)
 target_compile_definitions(haven_chat_tmux_test PRIVATE
-  HAVEN_CHAT_PATH="$<TARGET_FILE:haven-chat>")
+  HAVEN_CHAT_PATH="$<TARGET_FILE:haven-chat>" HAVEN_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 add_dependencies(haven_chat_tmux_test haven-chat)

@@ -7,8 +7,10 @@
 // counsellor sees the "left quickly" banner at once.
 //
 // tmux is required. Without it the test fails, unless HAVEN_ALLOW_NO_TMUX is
-// set, in which case it is skipped. HAVEN_CHAT_SHOW_PANES=1 prints both
-// terminals (scrollback included) after the quick exit.
+// set, in which case it is skipped. HAVEN_CHAT_SHOW_PANES=1 prints the
+// terminals (scrollback included) at the end.
+//
+// A second test drives the counsellor workflow (see its comment below).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -29,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "haven/noise/primitives.h"
 #include "support/havend_process.h"
 
 namespace haven {
@@ -168,13 +171,15 @@ class Tmux {
     return Run(args).output;
   }
 
-  // Polls the screen until it shows `needle`. Returns the last capture in `out`.
+  // Polls the screen (with `history`, the scrollback too) until it shows
+  // `needle`. Returns the last capture in `out`.
   bool WaitFor(const std::string& window, const std::string& needle,
-               std::chrono::milliseconds timeout, std::string* out = nullptr) {
+               std::chrono::milliseconds timeout, std::string* out = nullptr,
+               bool history = false) {
     const auto deadline = Clock::now() + timeout;
     std::string screen;
     do {
-      screen = Capture(window);
+      screen = Capture(window, history);
       if (screen.find(needle) != std::string::npos) {
         if (out != nullptr) *out = screen;
         return true;
@@ -357,6 +362,286 @@ TEST(HavenChatTmux, ConversationThenQuickExit) {
   // The counsellor leaves normally.
   tmux.Type(kCounsellor, "/quit");
   EXPECT_TRUE(tmux.WaitFor(kCounsellor, "/quit\n$", 5s)) << panes();
+}
+
+
+// The counsellor workflow on four screens: a supervisor, two counsellors (A
+// and B) and a survivor, against a havend started with the example helpline
+// configuration (config/helpline.toml). A claims; A and the survivor talk; A
+// sends a resource card (the survivor reads it as plain text); A flags the
+// conversation as a minor (the supervisor is alerted, with no content); the
+// supervisor looks at the load; A offers a warm transfer to B with a handoff
+// note (B reads it, labelled as the colleague's); B accepts; the survivor is
+// told that another counsellor is joining; B and the survivor talk (A, locked
+// out, sees neither message); B runs the keyboard-only wrap-up and the
+// conversation closes.
+constexpr const char* kSupervisor = "supervisor";
+constexpr const char* kCounsellorA = "counsellor-a";
+constexpr const char* kCounsellorB = "counsellor-b";
+
+TEST(HavenChatTmux, CounsellorWorkflowTransferWrapUpAndSupervisor) {
+  if (!TmuxAvailable()) {
+    if (::getenv("HAVEN_ALLOW_NO_TMUX") != nullptr) {
+      GTEST_SKIP() << "tmux is not installed (HAVEN_ALLOW_NO_TMUX is set)";
+    }
+    FAIL() << "tmux is not installed: this test drives haven-chat through it "
+              "(install tmux, or set HAVEN_ALLOW_NO_TMUX=1 to skip)";
+  }
+
+  const std::string helpline_config = std::string(HAVEN_SOURCE_DIR) + "/config/helpline.toml";
+  auto server = HavendProcess::Start("[files]\nhelpline = \"" + helpline_config + "\"\n");
+  ASSERT_NE(server, nullptr);
+  const std::string supervisor_invite = server->Enrol("supervisor");
+  const std::string a_invite = server->Enrol("counsellor");
+  const std::string b_invite = server->Enrol("counsellor");
+  ASSERT_FALSE(supervisor_invite.empty());
+  ASSERT_FALSE(a_invite.empty());
+  ASSERT_FALSE(b_invite.empty());
+  // The helpline's key pair. havend --init does not create it (the private
+  // half stays with the helpline, offline): wrap-ups and block reasons are
+  // sealed to the public half, which counsellors are given.
+  const noise::KeyPair helpline = noise::KeyPair::Generate();
+
+  const auto home = testing::MakeTempDir("chat-workflow");
+  struct RemoveAtEnd {
+    std::filesystem::path dir;
+    ~RemoveAtEnd() { std::filesystem::remove_all(dir); }
+  } remove_home{home};
+  const std::string chat = HAVEN_CHAT_PATH;
+  const std::string common = std::string(" --port ") + std::to_string(server->port()) +
+                             " --server-key " + Hex(server->server_key());
+  const std::string staff = common + " --helpline-key " + Hex(helpline.public_key);
+
+  Tmux tmux;
+  ASSERT_TRUE(tmux.Start(kSupervisor, home.string()));
+  for (const char* w : {kCounsellorA, kCounsellorB, kSurvivor}) {
+    ASSERT_TRUE(tmux.AddWindow(w, home.string()));
+  }
+  auto panes = [&] {
+    std::string out;
+    for (const char* w : {kSupervisor, kCounsellorA, kCounsellorB, kSurvivor}) {
+      out += std::string("\n--- ") + w + " pane ---\n" + tmux.Capture(w, true);
+    }
+    return out + "\n--- havend ---\n" + server->Output();
+  };
+  // Everything a pane has shown, scrollback included (long listings scroll).
+  auto shows = [&](const char* w, const std::string& needle,
+                   std::chrono::milliseconds timeout = 15s, std::string* out = nullptr) {
+    return tmux.WaitFor(w, needle, timeout, out, /*history=*/true);
+  };
+  for (const char* w : {kSupervisor, kCounsellorA, kCounsellorB, kSurvivor}) {
+    ASSERT_TRUE(tmux.WaitFor(w, "$", 5s)) << panes();
+  }
+
+  // The supervisor and both counsellors start their consoles.
+  tmux.Type(kSupervisor, chat + " --supervisor" + staff + " --invite " + supervisor_invite);
+  ASSERT_TRUE(shows(kSupervisor, "Supervisor console.")) << panes();
+  ASSERT_TRUE(shows(kSupervisor, "This device is enrolled", 20s)) << panes();
+  tmux.Type(kCounsellorA, chat + " --counsellor" + staff + " --invite " + a_invite);
+  ASSERT_TRUE(shows(kCounsellorA, "This device is enrolled", 20s)) << panes();
+  ASSERT_TRUE(shows(kCounsellorA, "Helpline: Example Anti-Trafficking Helpline.")) << panes();
+  tmux.Type(kCounsellorB, chat + " --counsellor" + staff + " --invite " + b_invite);
+  ASSERT_TRUE(shows(kCounsellorB, "This device is enrolled", 20s)) << panes();
+  // B answers in English and Spanish (which is also how A tells B apart).
+  tmux.Type(kCounsellorB, "/presence available en es");
+  ASSERT_TRUE(shows(kCounsellorB, "You are available; your queue shows these languages: en es."))
+      << panes();
+
+  // The survivor reaches out; A claims.
+  tmux.Type(kSurvivor, chat + " --survivor" + common + " --language en");
+  ASSERT_TRUE(shows(kSurvivor, "You are connected. A counsellor will join soon.", 20s)) << panes();
+  ASSERT_TRUE(shows(kCounsellorA, "Someone is waiting")) << panes();
+  tmux.Type(kCounsellorA, "/queue");
+  std::string screen;
+  ASSERT_TRUE(shows(kCounsellorA, "Type /claim N", 5s, &screen)) << panes();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(screen, m, std::regex(R"(#(\d+)\s+language: en)"))) << panes();
+  const std::string a_number = m[1].str();
+  tmux.Type(kCounsellorA, "/claim " + a_number);
+  ASSERT_TRUE(shows(kCounsellorA, "You are now talking with the survivor in conversation #" +
+                                      a_number))
+      << panes();
+  ASSERT_TRUE(shows(kSurvivor, "A counsellor has joined. You can talk now.")) << panes();
+
+  // A and the survivor exchange a message each.
+  const std::string to_a = "hello, I need somewhere to stay amber-harbor-4417";
+  const std::string from_a = "I can help with that. quartz-willow-8830";
+  tmux.Type(kSurvivor, to_a);
+  ASSERT_TRUE(shows(kCounsellorA, "Survivor: " + to_a)) << panes();
+  tmux.Type(kCounsellorA, from_a);
+  ASSERT_TRUE(shows(kSurvivor, "Counsellor: " + from_a)) << panes();
+
+  // A sends a shelter's card; the survivor reads it as text.
+  tmux.Type(kCounsellorA, "/card harbour-house-shelter");
+  ASSERT_TRUE(shows(kCounsellorA, "You sent a card: Harbour House (example) (shelter).")) << panes();
+  ASSERT_TRUE(shows(kSurvivor, "The counsellor shared a service you can contact:")) << panes();
+  ASSERT_TRUE(shows(kSurvivor, "Harbour House (example) (shelter,")) << panes();
+  ASSERT_TRUE(shows(kSurvivor, "24 hours: +1 555 0100 (call or text)")) << panes();
+
+  // A flags the conversation: the supervisor is alerted at once.
+  tmux.Type(kCounsellorA, "/flag minor");
+  ASSERT_TRUE(shows(kCounsellorA, "flagged: minor. Supervisors are alerted")) << panes();
+  ASSERT_TRUE(shows(kSupervisor, "SUPERVISOR ALERT  Flagged: minor")) << panes();
+
+  // The supervisor's view of the load: counts, no content.
+  tmux.Type(kSupervisor, "/load");
+  ASSERT_TRUE(shows(kSupervisor, "Load: 0 queued, 1 active, 0 connection lost", 15s, &screen))
+      << panes();
+  ASSERT_TRUE(shows(kSupervisor, "Counsellors online: 3")) << panes();
+
+  // A looks up B and offers a warm transfer with a handoff note.
+  tmux.Type(kCounsellorA, "/colleagues");
+  ASSERT_TRUE(shows(kCounsellorA, "Online now", 15s)) << panes();
+  ASSERT_TRUE(
+      shows(kCounsellorA, "/transfer ID warm NOTE offers the current conversation", 5s, &screen))
+      << panes();
+  const std::regex b_row(
+      R"(([0-9a-f]{8})\s+counsellor\s+available\s+languages: en es\s+active: 0)");
+  ASSERT_TRUE(std::regex_search(screen, m, b_row)) << panes();
+  const std::string b_id = m[1].str();
+  const std::string note = "Young person, shelter card sent, prefers short messages";
+  tmux.Type(kCounsellorA, "/transfer " + b_id + " warm " + note);
+  ASSERT_TRUE(shows(kCounsellorA, "Offered conversation #" + a_number + " to colleague " + b_id))
+      << panes();
+  ASSERT_TRUE(shows(kCounsellorB, "TRANSFER OFFERED", 15s)) << panes();
+  ASSERT_TRUE(shows(kCounsellorB,
+                    "Handoff note from your colleague (not from the survivor): " + note, 5s,
+                    &screen))
+      << panes();
+  ASSERT_TRUE(std::regex_search(screen, m, std::regex(R"(Type /accept (\d+) to take it)")))
+      << panes();
+  const std::string b_number = m[1].str();
+
+  // B accepts: the survivor is told, neutrally; A no longer has it.
+  tmux.Type(kCounsellorB, "/accept " + b_number);
+  ASSERT_TRUE(shows(kCounsellorB, "You are now talking with the survivor in conversation #" +
+                                      b_number))
+      << panes();
+  ASSERT_TRUE(shows(kSurvivor, "Another counsellor is joining the conversation.")) << panes();
+  ASSERT_TRUE(shows(kCounsellorA, "Your colleague accepted conversation #" + a_number)) << panes();
+  ASSERT_TRUE(shows(kCounsellorA, "Conversation #" + a_number + " is now with a colleague"))
+      << panes();
+
+  // B and the survivor exchange a message each.
+  const std::string to_b = "thank you, are you still there? cobalt-fern-6162";
+  const std::string from_b = "Yes, I am here now. saffron-pier-3075";
+  tmux.Type(kSurvivor, to_b);
+  ASSERT_TRUE(shows(kCounsellorB, "Survivor: " + to_b, 20s)) << panes();
+  tmux.Type(kCounsellorB, from_b);
+  ASSERT_TRUE(shows(kSurvivor, "Counsellor: " + from_b, 20s)) << panes();
+
+  // B closes with the wrap-up, answering each question from the keyboard.
+  tmux.Type(kCounsellorB, "/wrapup");
+  ASSERT_TRUE(shows(kCounsellorB, "Wrap-up for conversation #" + b_number)) << panes();
+  auto answer = [&](const std::string& question, const std::string& text) {
+    if (!shows(kCounsellorB, question, 5s)) return false;
+    if (text.empty()) {
+      tmux.Keys(kCounsellorB, {"Enter"});  // Enter alone: unknown (or the default)
+    } else {
+      tmux.Type(kCounsellorB, text);
+    }
+    return true;
+  };
+  ASSERT_TRUE(answer("Action 1 of 8:", "y")) << panes();  // recruited
+  for (int i = 2; i <= 8; ++i) {
+    ASSERT_TRUE(answer("Action " + std::to_string(i) + " of 8:", i == 6 ? "y" : "")) << panes();
+  }
+  ASSERT_TRUE(answer("Means 1 of 3:", "n")) << panes();
+  ASSERT_TRUE(answer("Means 2 of 3:", "?")) << panes();
+  ASSERT_TRUE(answer("Means 3 of 3:", "")) << panes();
+  ASSERT_TRUE(answer("Purpose 1 of 1:", "y")) << panes();
+  ASSERT_TRUE(answer("Age band, as far as you know:", "2")) << panes();  // 13 to 17
+  ASSERT_TRUE(answer("Contact category (a number or an id):", "sex-trafficking")) << panes();
+  ASSERT_TRUE(answer("Case note:", "Safe for tonight; will come back tomorrow.")) << panes();
+  ASSERT_TRUE(answer("Referrals given", "harbour-house-shelter")) << panes();
+  ASSERT_TRUE(answer("Did they consent to a follow-up?", "y")) << panes();
+  ASSERT_TRUE(answer("Scope of the follow-up consent", "by chat only")) << panes();
+  ASSERT_TRUE(answer("Did they consent to sharing information", "n")) << panes();
+  // The summary, with the outcome the minor rule gives (no Means answered
+  // yes) and the plain instruction to tell a supervisor.
+  ASSERT_TRUE(shows(kCounsellorB, "Screening outcome: potential trafficking", 5s)) << panes();
+  ASSERT_TRUE(shows(kCounsellorB,
+                    "This is a potential trafficking case, and the person is a minor: tell a "
+                    "supervisor now",
+                    5s))
+      << panes();
+  ASSERT_TRUE(shows(kCounsellorB, "Action: recruits yes, advertises yes", 5s)) << panes();
+  ASSERT_TRUE(shows(kCounsellorB, "Means: force no", 5s)) << panes();
+  ASSERT_TRUE(shows(kCounsellorB, "Age band: 13 to 17", 5s)) << panes();
+  ASSERT_TRUE(shows(kCounsellorB, "Follow-up consent: yes (by chat only)", 5s)) << panes();
+  ASSERT_TRUE(answer("Close the conversation with this wrap-up?", "y")) << panes();
+  ASSERT_TRUE(shows(kCounsellorB, "The wrap-up is sealed to the helpline key and sent.")) << panes();
+  ASSERT_TRUE(shows(kCounsellorB, "You closed the conversation (#" + b_number + ").")) << panes();
+  ASSERT_TRUE(shows(kSurvivor, "The counsellor has ended the conversation.")) << panes();
+
+  // What each screen must never have shown.
+  const std::string supervisor_pane = tmux.Capture(kSupervisor, true);
+  for (const std::string& secret : {to_a, from_a, to_b, from_b, note,
+                                    std::string("Harbour House"), std::string("Safe for tonight")}) {
+    EXPECT_EQ(supervisor_pane.find(secret), std::string::npos)
+        << "the supervisor saw '" << secret << "':\n"
+        << supervisor_pane;
+  }
+  const std::string a_pane = tmux.Capture(kCounsellorA, true);
+  EXPECT_EQ(a_pane.find(to_b), std::string::npos) << "A still read the conversation:\n" << a_pane;
+  const std::string survivor_pane = tmux.Capture(kSurvivor, true);
+  for (const std::string& hidden : {note, std::string("flag"), std::string("Flag"),
+                                    std::string("wrap-up"), std::string("Safe for tonight")}) {
+    EXPECT_EQ(survivor_pane.find(hidden), std::string::npos)
+        << "the survivor saw '" << hidden << "':\n"
+        << survivor_pane;
+  }
+
+  // The survivor starts again; B claims, flags high risk; the survivor then
+  // uses quick exit, and the supervisor is alerted again (still no content).
+  auto count = [](const std::string& text, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+  };
+  auto shows_times = [&](const char* w, const std::string& needle, std::size_t times,
+                         std::chrono::milliseconds timeout = 15s) {
+    const auto deadline = Clock::now() + timeout;
+    do {
+      if (count(tmux.Capture(w, true), needle) >= times) return true;
+      std::this_thread::sleep_for(40ms);
+    } while (Clock::now() < deadline);
+    return false;
+  };
+  tmux.Type(kSurvivor, "/new");
+  ASSERT_TRUE(shows_times(kSurvivor, "You are connected. A counsellor will join soon.", 2))
+      << panes();
+  ASSERT_TRUE(shows_times(kCounsellorB, "Someone is waiting", 2)) << panes();
+  tmux.Type(kCounsellorB, "/queue");
+  ASSERT_TRUE(shows_times(kCounsellorB, "Type /claim N", 1, 5s)) << panes();
+  screen = tmux.Capture(kCounsellorB, true);
+  std::string second;
+  const std::regex queued(R"(#(\d+)\s+language: en\s+priority: 0)");
+  for (auto it = std::sregex_iterator(screen.begin(), screen.end(), queued);
+       it != std::sregex_iterator(); ++it) {
+    second = (*it)[1].str();
+  }
+  ASSERT_FALSE(second.empty()) << panes();
+  ASSERT_NE(second, b_number) << panes();
+  tmux.Type(kCounsellorB, "/claim " + second);
+  ASSERT_TRUE(shows(kCounsellorB, "You are now talking with the survivor in conversation #" +
+                                      second))
+      << panes();
+  ASSERT_TRUE(shows_times(kSurvivor, "A counsellor has joined. You can talk now.", 2)) << panes();
+  tmux.Type(kCounsellorB, "/flag risk");
+  ASSERT_TRUE(shows(kSupervisor, "SUPERVISOR ALERT  Flagged: high risk")) << panes();
+  tmux.Keys(kSurvivor, {"Escape", "Escape"});
+  ASSERT_TRUE(shows(kSupervisor, "SUPERVISOR ALERT  A flagged survivor used quick exit")) << panes();
+  ASSERT_TRUE(shows(kCounsellorB, "They used quick exit: they may not be safe right now."))
+      << panes();
+
+  if (::getenv("HAVEN_CHAT_SHOW_PANES") != nullptr) std::cout << panes() << "\n";
+
+  // The staff leave normally (the survivor's haven-chat has ended).
+  for (const char* w : {kSupervisor, kCounsellorA, kCounsellorB}) tmux.Type(w, "/quit");
+  for (const char* w : {kSupervisor, kCounsellorA, kCounsellorB}) {
+    EXPECT_TRUE(tmux.WaitFor(w, "/quit\n$", 5s)) << panes();
+  }
 }
 
 }  // namespace
