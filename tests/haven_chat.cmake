@@ -3,10 +3,11 @@ if(NOT TARGET haven-chat)
   return()
 endif()
 
-# The terminal layer without a terminal: keys, the line editor, safe output.
+# The terminal layer without a terminal: keys, the line editor, safe output;
+# and the wrap-up form without a server.
 haven_test(haven_chat_unit_test
   SOURCES unit/haven_chat_terminal_test.cc
-  DEPS haven_chat_terminal)
+  DEPS haven_chat_terminal haven_chat_wrapup)
 
 # haven-chat processes driven through tmux the way people use them, against a
 # real havend: queue, claim, messages both ways, quick exit; and, with the
