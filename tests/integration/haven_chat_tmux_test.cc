@@ -10,7 +10,7 @@
 // set, in which case it is skipped. HAVEN_CHAT_SHOW_PANES=1 prints the
 // terminals (scrollback included) at the end.
 //
-// A second test drives the counsellor workflow (see its comment below).
+// Two more tests drive the counsellor workflow (see their comments below).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -640,6 +640,154 @@ TEST(HavenChatTmux, CounsellorWorkflowTransferWrapUpAndSupervisor) {
   // The staff leave normally (the survivor's haven-chat has ended).
   for (const char* w : {kSupervisor, kCounsellorA, kCounsellorB}) tmux.Type(w, "/quit");
   for (const char* w : {kSupervisor, kCounsellorA, kCounsellorB}) {
+    EXPECT_TRUE(tmux.WaitFor(w, "/quit\n$", 5s)) << panes();
+  }
+}
+
+
+// The rest of the counsellor's commands on three screens: /help lists them;
+// a canned response reaches the survivor; a warm offer without a note is
+// declined (the conversation stays); a cold transfer back to the queue for
+// another language (the old counsellor loses it, the survivor hears that
+// another counsellor is joining); the colleague who answers that language
+// claims it and blocks the contact, which closes the conversation.
+TEST(HavenChatTmux, CannedDeclinedOfferQueueTransferAndBlock) {
+  if (!TmuxAvailable()) {
+    if (::getenv("HAVEN_ALLOW_NO_TMUX") != nullptr) {
+      GTEST_SKIP() << "tmux is not installed (HAVEN_ALLOW_NO_TMUX is set)";
+    }
+    FAIL() << "tmux is not installed (install tmux, or set HAVEN_ALLOW_NO_TMUX=1 to skip)";
+  }
+  const std::string helpline_config = std::string(HAVEN_SOURCE_DIR) + "/config/helpline.toml";
+  auto server = HavendProcess::Start("[files]\nhelpline = \"" + helpline_config + "\"\n");
+  ASSERT_NE(server, nullptr);
+  const std::string a_invite = server->Enrol("counsellor");
+  const std::string b_invite = server->Enrol("counsellor");
+  ASSERT_FALSE(a_invite.empty());
+  ASSERT_FALSE(b_invite.empty());
+  const noise::KeyPair helpline = noise::KeyPair::Generate();
+  const auto home = testing::MakeTempDir("chat-commands");
+  struct RemoveAtEnd {
+    std::filesystem::path dir;
+    ~RemoveAtEnd() { std::filesystem::remove_all(dir); }
+  } remove_home{home};
+  const std::string chat = HAVEN_CHAT_PATH;
+  const std::string common = std::string(" --port ") + std::to_string(server->port()) +
+                             " --server-key " + Hex(server->server_key());
+  const std::string staff = common + " --helpline-key " + Hex(helpline.public_key);
+
+  Tmux tmux;
+  ASSERT_TRUE(tmux.Start(kCounsellorA, home.string()));
+  ASSERT_TRUE(tmux.AddWindow(kCounsellorB, home.string()));
+  ASSERT_TRUE(tmux.AddWindow(kSurvivor, home.string()));
+  auto panes = [&] {
+    std::string out;
+    for (const char* w : {kCounsellorA, kCounsellorB, kSurvivor}) {
+      out += std::string("\n--- ") + w + " pane ---\n" + tmux.Capture(w, true);
+    }
+    return out + "\n--- havend ---\n" + server->Output();
+  };
+  auto shows = [&](const char* w, const std::string& needle,
+                   std::chrono::milliseconds timeout = 15s, std::string* out = nullptr) {
+    return tmux.WaitFor(w, needle, timeout, out, /*history=*/true);
+  };
+  for (const char* w : {kCounsellorA, kCounsellorB, kSurvivor}) {
+    ASSERT_TRUE(tmux.WaitFor(w, "$", 5s)) << panes();
+  }
+
+  tmux.Type(kCounsellorA, chat + " --counsellor" + staff + " --invite " + a_invite);
+  ASSERT_TRUE(shows(kCounsellorA, "Helpline: Example Anti-Trafficking Helpline.", 20s)) << panes();
+  tmux.Type(kCounsellorA, "/help");
+  ASSERT_TRUE(shows(kCounsellorA, "/wrapup      screening, category, note, referrals and consent"))
+      << panes();
+  for (const char* command : {"/presence", "/colleagues", "/canned", "/referrals", "/card ID",
+                              "/flag risk|minor|both|none", "/transfer queue", "/accept",
+                              "/decline", "/block HOURS REASON"}) {
+    EXPECT_TRUE(shows(kCounsellorA, command, 1s)) << command << panes();
+  }
+  // A answers English only; B Spanish only.
+  tmux.Type(kCounsellorA, "/presence available en");
+  ASSERT_TRUE(shows(kCounsellorA, "You are available; your queue shows these languages: en."))
+      << panes();
+  tmux.Type(kCounsellorB, chat + " --counsellor" + staff + " --invite " + b_invite);
+  ASSERT_TRUE(shows(kCounsellorB, "Helpline: Example Anti-Trafficking Helpline.", 20s)) << panes();
+  tmux.Type(kCounsellorB, "/presence busy es");
+  ASSERT_TRUE(shows(kCounsellorB, "You are busy; your queue shows these languages: es."))
+      << panes();
+
+  tmux.Type(kSurvivor, chat + " --survivor" + common + " --language en");
+  ASSERT_TRUE(shows(kSurvivor, "You are connected. A counsellor will join soon.", 20s)) << panes();
+  ASSERT_TRUE(shows(kCounsellorA, "Someone is waiting")) << panes();
+  tmux.Type(kCounsellorA, "/queue");
+  std::string screen;
+  ASSERT_TRUE(shows(kCounsellorA, "Type /claim N", 5s, &screen)) << panes();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(screen, m, std::regex(R"(#(\d+)\s+language: en)"))) << panes();
+  const std::string a_number = m[1].str();
+  tmux.Type(kCounsellorA, "/claim " + a_number);
+  ASSERT_TRUE(shows(kSurvivor, "A counsellor has joined. You can talk now.")) << panes();
+  // The survivor writes first: that sets up the end-to-end session.
+  tmux.Type(kSurvivor, "hi ochre-lily-5521");
+  ASSERT_TRUE(shows(kCounsellorA, "Survivor: hi ochre-lily-5521")) << panes();
+
+  // A canned response, listed then sent.
+  tmux.Type(kCounsellorA, "/canned");
+  ASSERT_TRUE(shows(kCounsellorA, "safety-check: Are you somewhere you can talk safely right now?"))
+      << panes();
+  tmux.Type(kCounsellorA, "/canned safety-check");
+  ASSERT_TRUE(shows(kSurvivor, "Counsellor: Are you somewhere you can talk safely right now?"))
+      << panes();
+
+  // A warm offer without a note, declined: the conversation stays with A.
+  tmux.Type(kCounsellorA, "/colleagues");
+  ASSERT_TRUE(shows(kCounsellorA, "/transfer ID warm NOTE offers", 15s, &screen)) << panes();
+  ASSERT_TRUE(std::regex_search(
+      screen, m, std::regex(R"(([0-9a-f]{8})\s+counsellor\s+busy\s+languages: es\s+active: 0)")))
+      << panes();
+  const std::string b_id = m[1].str();
+  tmux.Type(kCounsellorA, "/transfer " + b_id + " some words");  // a note needs "warm"
+  ASSERT_TRUE(shows(kCounsellorA, "A handoff note travels only with a warm transfer")) << panes();
+  tmux.Type(kCounsellorA, "/transfer " + b_id + " warm");
+  ASSERT_TRUE(shows(kCounsellorA, "to colleague " + b_id + " (no note)")) << panes();
+  ASSERT_TRUE(shows(kCounsellorB, "They left no handoff note.")) << panes();
+  tmux.Type(kCounsellorB, "/decline");
+  ASSERT_TRUE(shows(kCounsellorB, "You declined conversation #")) << panes();
+  ASSERT_TRUE(shows(kCounsellorA, "Your colleague declined conversation #" + a_number +
+                                      ": it stays with you."))
+      << panes();
+
+  // A cold transfer back to the queue, for Spanish.
+  tmux.Type(kCounsellorA, "/transfer queue es");
+  ASSERT_TRUE(shows(kCounsellorA, "Conversation #" + a_number +
+                                      " is now with a colleague (or back in the queue)"))
+      << panes();
+  ASSERT_TRUE(shows(kSurvivor, "Another counsellor is joining the conversation.")) << panes();
+  ASSERT_TRUE(shows(kCounsellorB, "Someone is waiting")) << panes();
+  tmux.Type(kCounsellorB, "/queue");
+  ASSERT_TRUE(shows(kCounsellorB, "Type /claim N", 5s, &screen)) << panes();
+  ASSERT_TRUE(std::regex_search(screen, m, std::regex(R"(#(\d+)\s+language: es)"))) << panes();
+  const std::string b_number = m[1].str();
+  tmux.Type(kCounsellorB, "/claim " + b_number);
+  ASSERT_TRUE(shows(kCounsellorB, "You are now talking with the survivor in conversation #" +
+                                      b_number))
+      << panes();
+
+  // B blocks the contact: the conversation closes on both sides.
+  tmux.Type(kCounsellorB, "/block 0 nothing");
+  ASSERT_TRUE(shows(kCounsellorB, "Usage: /block HOURS REASON")) << panes();
+  tmux.Type(kCounsellorB, "/block 2 abusive messages");
+  ASSERT_TRUE(shows(kCounsellorB, "Blocking this contact for 2 hours")) << panes();
+  ASSERT_TRUE(shows(kCounsellorB, "You closed the conversation (#" + b_number + ").")) << panes();
+  ASSERT_TRUE(shows(kSurvivor, "The counsellor has ended the conversation.")) << panes();
+  const std::string survivor_pane = tmux.Capture(kSurvivor, true);
+  EXPECT_EQ(survivor_pane.find("abusive"), std::string::npos) << survivor_pane;
+  EXPECT_EQ(survivor_pane.find("block"), std::string::npos) << survivor_pane;
+
+  if (::getenv("HAVEN_CHAT_SHOW_PANES") != nullptr) std::cout << panes() << "\n";
+  tmux.Type(kCounsellorA, "/quit");
+  tmux.Type(kCounsellorB, "/quit");
+  tmux.Type(kSurvivor, "/exit");
+  for (const char* w : {kCounsellorA, kCounsellorB}) {
     EXPECT_TRUE(tmux.WaitFor(w, "/quit\n$", 5s)) << panes();
   }
 }

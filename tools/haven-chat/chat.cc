@@ -42,15 +42,16 @@ constexpr std::string_view kCounsellorHelp =
     "  /list        your conversations (* marks the current one)\r\n"
     "  /switch N    make conversation N the current one\r\n"
     "  /presence available|busy|away [lang ...]\r\n"
-    "               your presence; the languages (e.g. en es) filter your queue (none: all)\r\n"
-    "  /colleagues  who is online: id, role, presence, languages, active conversations\r\n"
+    "               your presence; languages (e.g. en es) filter your queue\r\n"
+    "  /colleagues  who is online: id, role, presence, languages, load\r\n"
     "The current conversation:\r\n"
     "  /canned          the ready-made messages;  /canned ID  sends one\r\n"
     "  /referrals       the referral directory;   /card ID    sends one as a card\r\n"
     "  /flag risk|minor|both|none   flag it (supervisors are alerted at once)\r\n"
-    "  /transfer queue [lang]       back to the queue (optionally for another language)\r\n"
+    "  /transfer queue [lang]       back to the queue (maybe for another language)\r\n"
     "  /transfer ID [warm] [note]   to a colleague (ID: the start of their id in\r\n"
-    "                               /colleagues); warm: they accept first and get your note\r\n"
+    "                               /colleagues); warm: they accept first, read\r\n"
+    "                               your note, and only then take it over\r\n"
     "  /accept [N], /decline [N]    answer a transfer a colleague offers you\r\n"
     "  /block HOURS REASON          block an abusive contact for a while, and close\r\n"
     "  /wrapup      screening, category, note, referrals and consent, then close\r\n"
@@ -61,9 +62,11 @@ constexpr std::string_view kCounsellorHelp =
 
 constexpr std::string_view kSupervisorHelp =
     "Supervisor:\r\n"
-    "  /load        queued, active and lost conversations, the longest wait, the queue per\r\n"
-    "               language, and each counsellor's presence and load (never any content)\r\n"
-    "Alerts (a flagged conversation, a flagged survivor's quick exit) appear here at once.";
+    "  /load        queued, active and lost conversations, the longest wait, the\r\n"
+    "               queue per language, each counsellor's presence and load\r\n"
+    "               (never any content)\r\n"
+    "Alerts (a flagged conversation, a flagged survivor's quick exit) appear here\r\n"
+    "at once.";
 
 constexpr std::string_view kQuickExitBanner =
     "  They used quick exit: they may not be safe right now.  \r\n"
