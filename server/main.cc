@@ -72,7 +72,11 @@ haven::Result<std::optional<std::array<std::uint8_t, 32>>> LoadAuditKey(const st
   if (!fs::exists(pub)) {
     if (!init) return std::optional<Key>();
     const haven::noise::KeyPair kp = haven::noise::KeyPair::Generate();
-    const fs::path away = fs::path(data_dir).lexically_normal().string() + "-helpline-keys";
+    // Beside the data directory, never inside it ("/srv/haven/" and "."
+    // included): /srv/haven-helpline-keys.
+    fs::path dir = fs::absolute(data_dir).lexically_normal();
+    if (dir.filename().empty()) dir = dir.parent_path();
+    const fs::path away = dir.parent_path() / (dir.filename().string() + "-helpline-keys");
     std::error_code ec;
     fs::create_directories(away, ec);
     fs::permissions(away, fs::perms::owner_all, ec);
@@ -82,7 +86,7 @@ haven::Result<std::optional<std::array<std::uint8_t, 32>>> LoadAuditKey(const st
     if (!out) return haven::Status::Unavailable("cannot write " + pub.string());
     std::fprintf(stderr,
                  "havend: created the helpline's audit key pair; the private key is in %s: move "
-                 "it off this machine (haven-admin audit reads the log with it)\n",
+                 "it off this machine (haven-audit reads the log with it)\n",
                  (away / "audit.key").c_str());
   }
   std::ifstream in(pub);

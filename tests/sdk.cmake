@@ -22,3 +22,5 @@ haven_test(sdk_workflow_test
   SOURCES integration/sdk_workflow_test.cc
   DEPS haven_client haven_havend_process haven_server_store haven_server_config haven_client_transport
   PROPERTIES LABELS integration)
+target_compile_definitions(sdk_workflow_test PRIVATE HAVEN_AUDIT_PATH="$<TARGET_FILE:haven-audit>")
+add_dependencies(sdk_workflow_test haven-audit)

@@ -113,6 +113,10 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     bool flagged_minor = false;
     std::optional<Offer> offer;
     std::int64_t queued_since = 0;
+    // Between a claim and its commit the counsellor does not know the
+    // conversation yet: nothing is delivered to it, and the survivor gets
+    // no prekey bundle (it retries), until ConversationClaimed has gone out.
+    bool claim_pending = false;
     std::uint32_t next_counter = 1;
     std::deque<Envelope> to_survivor;
     std::deque<Envelope> to_counsellor;
@@ -312,6 +316,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   // PeerState), so a counsellor with many conversations cannot overflow its
   // send queue when it reconnects.
   void Pump(Conversation& c, Side side) {
+    if (side == Side::kCounsellor && c.claim_pending) return;
     auto peer = RecipientPeer(c, side);
     PeerState* ps = Live(peer);
     if (!ps) return;
@@ -678,6 +683,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     c.rec.state = SurvivorPeer(c) ? v1::CONVERSATION_STATE_ACTIVE
                                   : v1::CONVERSATION_STATE_CONNECTION_LOST;
     c.rec.counsellor_id = ps.counsellor_id;
+    c.claim_pending = true;
     const ConversationRecord rec = c.rec;
     Store([rec](ServerStore& s) {
             return s.UpdateConversation(rec.id, rec.state, rec.counsellor_id, std::nullopt);
@@ -693,6 +699,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     if (cit == conversations.end()) return;
     Conversation& c = cit->second;
     PeerState* ps = Live(peer);
+    c.claim_pending = false;
     if (!st.ok()) {
       c.rec.state = v1::CONVERSATION_STATE_QUEUED;
       c.rec.counsellor_id.reset();
@@ -1006,7 +1013,8 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
                   "the survivor fetches the claiming counsellor's prekeys");
     }
     auto it = prekeys.find(*c->rec.counsellor_id);
-    if (it == prekeys.end() || it->second.identity_key.empty() || !it->second.signed_prekey) {
+    if (c->claim_pending || it == prekeys.end() || it->second.identity_key.empty() ||
+        !it->second.signed_prekey) {
       return Fail(ps, rid, v1::ERROR_CODE_PREKEYS_UNAVAILABLE,
                   "the counsellor has not published prekeys yet; retry shortly");
     }
@@ -1166,8 +1174,9 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     Done(ps, rid);
   }
 
-  v1::CounsellorList::Entry Describe(const PeerState& p) const {
+  v1::CounsellorList::Entry Describe(const PeerState& p, const PeerState* asking = nullptr) const {
     v1::CounsellorList::Entry e;
+    if (asking) e.set_is_you(asking->counsellor_id == p.counsellor_id);
     e.set_counsellor_id(IdBytes16(*p.counsellor_id));
     e.set_role(p.role);
     e.set_presence(p.presence);
@@ -1187,7 +1196,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     v1::Response r;
     v1::CounsellorList* list = r.mutable_counsellors();
     for (auto& [id, peer] : counsellors_online) {
-      if (const PeerState* p = Live(peer)) *list->add_counsellors() = Describe(*p);
+      if (const PeerState* p = Live(peer)) *list->add_counsellors() = Describe(*p, &ps);
     }
     Reply(ps, rid, std::move(r));
   }
@@ -1289,11 +1298,12 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     }
     Conversation& c = it->second;
     const Offer offer = *c.offer;
-    c.offer.reset();
     if (req.accept() && ActiveCount(offer.to) >= options.max_active_per_counsellor) {
+      // The offer stands: close or transfer one of yours, then accept.
       return Fail(ps, rid, v1::ERROR_CODE_LIMIT_REACHED,
                   "you have as many active conversations as the helpline allows");
     }
+    c.offer.reset();
     const bool accepted = req.accept() && IsClaimed(c.rec.state) && c.rec.counsellor_id == offer.from;
     AuditEvent(accepted ? v1::AuditRecord::KIND_TRANSFER_ACCEPTED
                         : v1::AuditRecord::KIND_TRANSFER_DECLINED,

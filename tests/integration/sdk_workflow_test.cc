@@ -3,7 +3,7 @@
 // cold transfers (the old counsellor locked out, the survivor on a new
 // end-to-end session), resource cards, flags and supervisor alerts, the
 // supervisor's load, blocks (resumptions included) and their expiry, the
-// sealed wrap-up, and the sealed audit log read back with haven-admin.
+// sealed wrap-up, and the sealed audit log read back with haven-audit (the helpline's tool).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -56,6 +56,18 @@ contact = "Call 555-0100 any time"
 region = "North"
 languages = ["en"]
 )toml";
+
+// The events a client saw, for failure messages.
+std::string Trace(SdkClient& c) {
+  std::string out;
+  for (const auto& e : c.Events()) {
+    out += std::to_string(static_cast<int>(e.type));
+    if (e.type == EventType::kConversationChanged) out += std::string("(") + sdk::ToString(e.state) + ")";
+    if (!e.error_message.empty()) out += "[" + e.error_message + "]";
+    out += " ";
+  }
+  return out;
+}
 
 class SdkWorkflowTest : public ::testing::Test {
  protected:
@@ -247,7 +259,8 @@ TEST_F(SdkWorkflowTest, ColdTransferToTheQueueInAnotherLanguage) {
   ASSERT_TRUE(entry.has_value());
   EXPECT_EQ(entry->language, "es");
   ASSERT_TRUE((*spanish)->Claim(entry->conversation).ok());
-  ASSERT_TRUE(spanish->WaitType(EventType::kSecureSessionReady).has_value());
+  ASSERT_TRUE(spanish->WaitType(EventType::kSecureSessionReady).has_value())
+      << "survivor saw: " << Trace(*survivor) << "\ncounsellor saw: " << Trace(*spanish);
   sdk::MessageId m = 0;
   ASSERT_TRUE((*spanish)->Send(entry->conversation, "Hola, estoy aquí.", &m).ok());
   EXPECT_TRUE(survivor->WaitText("Hola, estoy aquí.").has_value());
@@ -452,14 +465,18 @@ TEST_F(SdkWorkflowTest, TheAuditLogIsSealedAndReadableWithTheAuditKeyOnly) {
   auto entry = QueueEntry(*b);
   ASSERT_TRUE(entry.has_value());
   ASSERT_TRUE((*b)->Claim(entry->conversation).ok());
-  ASSERT_TRUE(b->WaitType(EventType::kSecureSessionReady).has_value());
+  ASSERT_TRUE(b->WaitType(EventType::kSecureSessionReady).has_value())
+      << "survivor saw: " << Trace(*survivor) << "\ncounsellor saw: " << Trace(*b);
   ASSERT_TRUE((*b)->Block(entry->conversation, 1, "threats").ok());
   ASSERT_TRUE(b->WaitState(ConversationState::kClosedByCounsellor).has_value());
 
   ASSERT_TRUE(fs::exists(AuditKeyPath())) << AuditKeyPath();
   HavendRun run;
   for (int i = 0; i < 50; ++i) {  // the last events reach the database with the next commit
-    run = server_->Admin({"audit", "--audit-key", AuditKeyPath().string()});
+    // haven-audit, not haven-admin: nothing on the server can open the log.
+    run = HavendProcess::RunToExit({"--data-dir", server_->data_dir().string(), "--audit-key",
+                                    AuditKeyPath().string()},
+                                   10s, HAVEN_AUDIT_PATH);
     if (run.output.find("blocked") != std::string::npos) break;
     std::this_thread::sleep_for(100ms);
   }
@@ -476,7 +493,9 @@ TEST_F(SdkWorkflowTest, TheAuditLogIsSealedAndReadableWithTheAuditKeyOnly) {
     const SecureBuffer k = SecureBuffer::Random(32);
     ASSERT_TRUE(server::WriteKeyFile(wrong.string(), k.view()).ok());
   }
-  auto bad = server_->Admin({"audit", "--audit-key", wrong.string()});
+  auto bad = HavendProcess::RunToExit(
+      {"--data-dir", server_->data_dir().string(), "--audit-key", wrong.string()}, 10s,
+      HAVEN_AUDIT_PATH);
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.output.find("not readable with this key"), std::string::npos) << bad.output;
 }

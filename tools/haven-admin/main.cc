@@ -19,13 +19,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include <sodium.h>
-
 #include "config/config.h"
 #include "config/deployment.h"
 #include "haven/common/bytes.h"
 #include "service/invitation.h"
-#include "haven/v1/frame.pb.h"
 #include "store/server_store.h"
 
 namespace {
@@ -305,66 +302,6 @@ int Stats(const Common& common) {
   return 0;
 }
 
-// Opens the audit log with the helpline's audit private key, which never
-// stays on the server: havend can append to the log but not read it.
-int Audit(const Common& common, const std::string& key_path) {
-  auto config = LoadConfig(common);
-  if (!config.ok()) return Fail(config.status());
-  auto secret = ReadKeyFile(key_path);
-  if (!secret.ok()) return Fail(secret.status());
-  auto kp = noise::KeyPair::FromPrivateKey(secret->view());
-  if (!kp.ok()) return Fail(kp.status());
-  auto store = OpenStore(*config, false);
-  if (!store.ok()) return Fail(store.status());
-  auto rows = (*store)->ReadAudit();
-  if (!rows.ok()) return Fail(rows.status());
-  const auto short_id = [](const std::string& bytes) {
-    return bytes.empty() ? std::string("-") : ToHex(AsBytes(bytes)).substr(0, 8);
-  };
-  std::size_t unreadable = 0;
-  for (const AuditRow& row : *rows) {
-    if (row.sealed.size() <= crypto_box_SEALBYTES) {
-      ++unreadable;
-      continue;
-    }
-    SecureBuffer plain(row.sealed.size() - crypto_box_SEALBYTES);
-    if (crypto_box_seal_open(plain.data(), row.sealed.data(), row.sealed.size(),
-                             kp->public_key.data(), kp->private_key.data()) != 0) {
-      ++unreadable;
-      continue;
-    }
-    v1::AuditRecord r;
-    if (!r.ParseFromArray(plain.data(), static_cast<int>(plain.size()))) {
-      ++unreadable;
-      continue;
-    }
-    std::string kind = v1::AuditRecord::Kind_Name(r.kind());
-    kind = kind.substr(kind.find('_') + 1);  // KIND_CLAIMED -> CLAIMED
-    for (char& ch : kind) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    const std::time_t hour = static_cast<std::time_t>(r.hour() * 3600);
-    char when[32];
-    std::strftime(when, sizeof when, "%Y-%m-%d %H:00", std::gmtime(&hour));
-    std::printf("%s UTC  %-20s conversation %s  counsellor %s", when, kind.c_str(),
-                short_id(r.conversation_id()).c_str(), short_id(r.counsellor_id()).c_str());
-    if (!r.target_counsellor_id().empty()) {
-      std::printf("  to %s", short_id(r.target_counsellor_id()).c_str());
-    }
-    if (r.kind() == v1::AuditRecord::KIND_TRANSFERRED && r.target_counsellor_id().empty()) {
-      std::printf("  to the queue%s%s", r.target_language().empty() ? "" : " in ",
-                  r.target_language().c_str());
-    }
-    if (r.kind() == v1::AuditRecord::KIND_BLOCKED) std::printf("  for %u hours", r.block_hours());
-    if (r.kind() == v1::AuditRecord::KIND_FLAGGED) {
-      std::printf("  high_risk=%s minor=%s", r.high_risk() ? "yes" : "no", r.minor() ? "yes" : "no");
-    }
-    std::printf("\n");
-  }
-  std::printf("%zu audit events", rows->size() - unreadable);
-  if (unreadable > 0) std::printf(", %zu not readable with this key", unreadable);
-  std::printf("\n");
-  return unreadable > 0 && unreadable == rows->size() ? 1 : 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -401,15 +338,7 @@ int main(int argc, char** argv) {
   auto* stats = app.add_subcommand("stats", "Print counts of what is stored (never content)");
   add_common(stats);
 
-  std::string audit_key;
-  auto* audit = app.add_subcommand("audit", "Read the sealed audit log with the helpline's audit key");
-  add_common(audit);
-  audit->add_option("--audit-key", audit_key,
-                    "The helpline's audit private key file (32 bytes, from init or havend --init)")
-      ->required();
-
   CLI11_PARSE(app, argc, argv);
-  if (audit->parsed()) return Audit(common, audit_key);
   if (init->parsed()) return Init(common, keys_out);
   if (enrol->parsed()) return Enrol(common, role, valid_hours);
   if (rotate->parsed()) return RotateDbKey(common);

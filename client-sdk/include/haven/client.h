@@ -164,6 +164,7 @@ struct Colleague {
   Presence presence = Presence::kAvailable;
   std::vector<std::string> languages;
   unsigned active_conversations = 0;
+  bool is_self = false;  // this device (ListCounsellors includes it)
 };
 
 // The helpline's configuration (config/helpline.toml), for counsellors.

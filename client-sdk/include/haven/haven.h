@@ -65,7 +65,8 @@ typedef enum haven_conversation_state {
   HAVEN_CONVERSATION_CONNECTION_LOST = 4,
   HAVEN_CONVERSATION_CLOSED_BY_SURVIVOR = 5,
   HAVEN_CONVERSATION_CLOSED_BY_COUNSELLOR = 6,
-  HAVEN_CONVERSATION_SURVIVOR_LEFT_QUICKLY = 7
+  HAVEN_CONVERSATION_SURVIVOR_LEFT_QUICKLY = 7,
+  HAVEN_CONVERSATION_TRANSFERRED = 8
 } haven_conversation_state;
 
 typedef enum haven_event_type {
@@ -77,8 +78,28 @@ typedef enum haven_event_type {
   HAVEN_EVENT_REQUEST_FAILED = 6,
   HAVEN_EVENT_ENROLLED = 7,
   HAVEN_EVENT_SECURE_SESSION_READY = 8,
-  HAVEN_EVENT_QUICK_EXIT_COMPLETED = 9
+  HAVEN_EVENT_QUICK_EXIT_COMPLETED = 9,
+  /* The counsellor workflow (client.h has the functions; the C ABI carries
+   * its events so that a survivor's app can show them). */
+  HAVEN_EVENT_HELPLINE_CONFIG_RECEIVED = 10,
+  HAVEN_EVENT_COLLEAGUES_CHANGED = 11,
+  HAVEN_EVENT_TRANSFER_OFFERED = 12,
+  HAVEN_EVENT_TRANSFER_ANSWERED = 13,
+  HAVEN_EVENT_SUPERVISOR_ALERT = 14,
+  HAVEN_EVENT_LOAD_CHANGED = 15,
+  HAVEN_EVENT_COUNSELLOR_CHANGING = 16, /* survivor: "another counsellor is joining" */
+  HAVEN_EVENT_RESOURCE_CARD_RECEIVED = 17
 } haven_event_type;
+
+/* A structured referral (HAVEN_EVENT_RESOURCE_CARD_RECEIVED), BORROWED like
+ * the event. NUL-terminated UTF-8; untrusted: display as text only. */
+typedef struct haven_resource_card {
+  const char* service;
+  const char* name;
+  const char* offers;
+  const char* contact;
+  const char* region;
+} haven_resource_card;
 
 /* One event, BORROWED for the duration of the callback (text is zeroed after
  * it returns). Fields that do not apply to a type are 0 / NULL. */
@@ -92,6 +113,12 @@ typedef struct haven_event {
   size_t text_len;
   int error;               /* haven_status */
   const char* error_message; /* NUL-terminated */
+  /* Added in 0.2 (appended: the layout above is unchanged). */
+  const haven_resource_card* card; /* HAVEN_EVENT_RESOURCE_CARD_RECEIVED, else NULL */
+  int accepted;            /* HAVEN_EVENT_TRANSFER_ANSWERED */
+  int alert;               /* HAVEN_EVENT_SUPERVISOR_ALERT: 1 flagged, 2 flagged survivor left quickly */
+  int flagged_high_risk;
+  int flagged_minor;
 } haven_event;
 
 typedef void (*haven_event_fn)(void* user_data, const haven_event* event);

@@ -197,6 +197,19 @@ void Dispatch(haven_event_fn fn, void* user_data, const haven_client* self,
     message.clear();
   }
   c.error_message = event.error_message.empty() ? nullptr : message.c_str();
+  haven_resource_card card{};
+  if (event.card != nullptr) {
+    card.service = event.card->service.c_str();
+    card.name = event.card->name.c_str();
+    card.offers = event.card->offers.c_str();
+    card.contact = event.card->contact.c_str();
+    card.region = event.card->region.c_str();
+    c.card = &card;
+  }
+  c.accepted = event.accepted ? 1 : 0;
+  c.alert = static_cast<int>(event.alert);
+  c.flagged_high_risk = event.flagged_high_risk ? 1 : 0;
+  c.flagged_minor = event.flagged_minor ? 1 : 0;
   const haven_client* previous = t_dispatching;
   t_dispatching = self;
   try {

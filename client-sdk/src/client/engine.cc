@@ -63,6 +63,7 @@ sdk::Colleague FromWire(const v1::CounsellorList::Entry& e) {
                                                    : sdk::Presence::kAvailable;
   c.languages.assign(e.languages().begin(), e.languages().end());
   c.active_conversations = e.active_conversations();
+  c.is_self = e.is_you();
   return c;
 }
 
@@ -112,6 +113,14 @@ e2e::IdentityKey IdentityFromSeeds(ByteView dh_private, ByteView signing_seed) {
 }
 
 }  // namespace
+
+PendingEvent::~PendingEvent() {
+  if (!card) return;
+  for (std::string* f : {&card->service, &card->name, &card->offers, &card->contact, &card->region}) {
+    f->resize(f->capacity());  // the whole buffer, short-string storage included
+    SecureZero({reinterpret_cast<std::uint8_t*>(f->data()), f->size()});
+  }
+}
 
 // ---------------------------------------------------------------- DeviceKeys
 
@@ -640,7 +649,8 @@ void Engine::CounsellorChanged(Conversation& c) {
   e.type = EventType::kCounsellorChanging;
   e.conversation = c.local;
   events_.push_back(std::move(e));
-  if (c.state == ConversationState::kActive) RequestBundle(c);
+  // The new bundle is asked for once the conversation's new state is known
+  // (the caller's SetState): asking on the old state could race a claim.
   Persist(c);
 }
 

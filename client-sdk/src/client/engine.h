@@ -25,9 +25,14 @@
 
 namespace haven::client {
 
-// An event on its way to the application; the text is zeroed when it is
-// destroyed.
+// An event on its way to the application; the text (and a card's fields)
+// are zeroed when it is destroyed.
 struct PendingEvent {
+  PendingEvent() = default;
+  PendingEvent(PendingEvent&&) noexcept = default;
+  PendingEvent& operator=(PendingEvent&&) noexcept = default;
+  ~PendingEvent();
+
   sdk::EventType type{};
   sdk::ConnectionState connection{};
   sdk::ConversationId conversation = 0;
