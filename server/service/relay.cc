@@ -117,6 +117,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     // conversation yet: nothing is delivered to it, and the survivor gets
     // no prekey bundle (it retries), until ConversationClaimed has gone out.
     bool claim_pending = false;
+    bool has_wrapup = false;  // one wrap-up per conversation
     std::uint32_t next_counter = 1;
     std::deque<Envelope> to_survivor;
     std::deque<Envelope> to_counsellor;
@@ -819,6 +820,28 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     Conversation* c = Find(ps, rid, req.conversation_id());
     if (!c) return;
     if (IsClosed(c->rec.state)) {
+      // The counsellor's wrap-up after the survivor ended it (a goodbye, a
+      // quick exit): those are the contacts that most need a case record.
+      if (IsCounsellor(ps) && !req.sealed_wrapup().empty() && !c->has_wrapup &&
+          req.sealed_wrapup().size() <= limits.max_envelope_bytes) {
+        c->has_wrapup = true;
+        Bytes wrapup(req.sealed_wrapup().begin(), req.sealed_wrapup().end());
+        Store([id = c->rec.id, wrapup = std::move(wrapup)](ServerStore& st) {
+                return st.SetWrapUp(id, wrapup);
+              },
+              [peer = ps.peer, rid, id = c->rec.id](Impl& self, const Status& st) {
+                PeerState* live = self.Live(peer);
+                if (!st.ok()) {
+                  if (auto it = self.conversations.find(id); it != self.conversations.end()) {
+                    it->second.has_wrapup = false;
+                  }
+                  if (live) Fail(*live, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
+                  return;
+                }
+                if (live) Done(*live, rid);
+              });
+        return;
+      }
       return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "already closed");
     }
     if (!req.sealed_wrapup().empty() &&
@@ -833,6 +856,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     c->offer.reset();
     const ConversationRecord rec = c->rec;
     Bytes wrapup(req.sealed_wrapup().begin(), req.sealed_wrapup().end());
+    if (!wrapup.empty()) c->has_wrapup = true;
     if (IsCounsellor(ps)) AuditEvent(v1::AuditRecord::KIND_CLOSED, *c, ps.counsellor_id);
     Store([rec, wrapup = std::move(wrapup)](ServerStore& s) -> Status {
             HAVEN_RETURN_IF_ERROR(

@@ -453,6 +453,43 @@ TEST_F(SdkWorkflowTest, TheWrapUpIsSealedAndNothingOfItIsInTheDatabaseInClear) {
   ASSERT_TRUE(server_->Restart());
 }
 
+TEST_F(SdkWorkflowTest, AWrapUpIsRecordedAfterTheSurvivorLeftQuickly) {
+  auto a = Staff();
+  sdk::ConversationId at_survivor = 0;
+  auto survivor = Survivor("en", std::nullopt, &at_survivor);
+  const sdk::ConversationId at_a = ClaimAndSecure(*a, *survivor);
+  survivor->get()->QuickExit();
+  ASSERT_TRUE(a->WaitState(ConversationState::kSurvivorLeftQuickly).has_value());
+  sdk::WrapUp w;
+  w.category_id = "sex-trafficking";
+  w.case_note = "left quickly mid-sentence";
+  w.screening.means.coercion = sdk::Answer::kYes;
+  ASSERT_TRUE((*a)->CloseWithWrapUp(at_a, w).ok());
+  auto store = OpenServerDatabase(*server_);
+  ASSERT_TRUE(store.ok());
+  std::int64_t stored = 0;
+  for (int i = 0; i < 100 && stored == 0; ++i) {
+    auto n = (*store)->db().QueryInt("SELECT count(*) FROM conversations WHERE sealed_wrapup IS NOT NULL");
+    ASSERT_TRUE(n.ok());
+    stored = *n;
+    if (stored == 0) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(stored, 1);
+  // How it ended is kept: the wrap-up does not turn it into a counsellor's close.
+  std::vector<sdk::ConversationInfo> convs;
+  ASSERT_TRUE((*a)->Conversations(&convs).ok());
+  for (const auto& c : convs) {
+    if (c.conversation == at_a) {
+      EXPECT_EQ(c.state, ConversationState::kSurvivorLeftQuickly);
+    }
+  }
+  // One wrap-up per conversation: a second is refused.
+  ASSERT_TRUE((*a)->CloseWithWrapUp(at_a, w).ok());
+  EXPECT_TRUE(a->WaitFor([&](const Recorded& r) {
+    return r.type == EventType::kRequestFailed && r.conversation == at_a;
+  }).has_value());
+}
+
 TEST_F(SdkWorkflowTest, TheAuditLogIsSealedAndReadableWithTheAuditKeyOnly) {
   auto a = Staff();
   auto b = Staff();

@@ -308,7 +308,9 @@ class Client {
   // flagged survivor uses quick exit. Flags never reach the survivor.
   Status Flag(ConversationId conversation, bool high_risk, bool minor);
   // Closes with a wrap-up sealed to the helpline key (ClientOptions::
-  // helpline_public_key): the server stores only the sealed blob.
+  // helpline_public_key): the server stores only the sealed blob. Also
+  // records one after the survivor ended the conversation (a goodbye or a
+  // quick exit); one wrap-up per conversation.
   Status CloseWithWrapUp(ConversationId conversation, const WrapUp& wrapup);
   // Sends a referral from the helpline's directory as a resource card.
   Status SendResourceCard(ConversationId conversation, std::string_view referral_id,

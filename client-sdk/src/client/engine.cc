@@ -463,7 +463,7 @@ void Engine::HandleResponse(std::uint64_t request_id, const v1::Response& respon
       if (c == nullptr) return;
       if (error) {
         Failed(c->local, 0, Code::kRefused, why);
-      } else {
+      } else if (!Ended(c->state)) {  // a wrap-up after the end keeps how it ended
         SetState(*c, survivor() ? ConversationState::kClosedBySurvivor
                                 : ConversationState::kClosedByCounsellor);
       }
@@ -1304,8 +1304,13 @@ sdk::Status Engine::Flag(sdk::ConversationId id, bool high_risk, bool minor) {
 }
 
 sdk::Status Engine::CloseWithWrapUp(sdk::ConversationId id, const sdk::WrapUp& wrapup) {
-  Conversation* c = nullptr;
-  if (auto st = CheckMine(id, &c); !st.ok()) return st;
+  if (survivor()) return {Code::kWrongRole, "for counsellors"};
+  Conversation* c = Find(id);
+  // Also after the survivor ended it (goodbye, quick exit, connection gone
+  // for good): the wrap-up is recorded then too. Not once it was transferred.
+  if (c == nullptr || c->server_id.empty() || c->state == ConversationState::kTransferred) {
+    return {Code::kNotFound, "no such conversation"};
+  }
   if (!options_.helpline_public_key) {
     return {Code::kInvalidArgument, "the wrap-up is sealed to the helpline key: set helpline_public_key"};
   }
