@@ -1274,6 +1274,10 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
                   "the handoff note is larger than relay.max_envelope_bytes");
     }
     const CounsellorId from = *ps.counsellor_id;
+    if (!req.warm() && !req.sealed_handoff().empty()) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
+                  "a handoff note travels only with a warm transfer");
+    }
     if (req.target_case() != v1::TransferConversation::kCounsellorId) {
       if (req.warm() || !ValidLanguageTag(req.language())) {
         return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
