@@ -1364,13 +1364,14 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     }
     // Rounded up to the hour: nothing finer is kept.
     const std::int64_t until = ((now() + std::int64_t{req.hours()} * 3600 + 3599) / 3600) * 3600;
-    blocks[c->rec.survivor_key] = until;
-    AuditEvent(v1::AuditRecord::KIND_BLOCKED, *c, ps.counsellor_id, [&](v1::AuditRecord& a) {
-      a.set_block_hours(req.hours());
-      a.set_sealed_reason(req.sealed_reason());
-    });
     const bool was_open = !IsClosed(c->rec.state);
     const int before = c->rec.state;
+    const std::optional<std::int64_t> before_closed = c->rec.closed_day;
+    const std::optional<std::int64_t> before_block =
+        blocks.count(c->rec.survivor_key) ? std::optional(blocks[c->rec.survivor_key]) : std::nullopt;
+    // In memory at once (no new conversation may slip in meanwhile), answered
+    // and announced once committed, undone if the write fails.
+    blocks[c->rec.survivor_key] = until;
     if (was_open) {
       c->rec.state = v1::CONVERSATION_STATE_CLOSED_BY_COUNSELLOR;
       c->rec.closed_day = DayNumber(now());
@@ -1381,12 +1382,37 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
             HAVEN_RETURN_IF_ERROR(st.PutBlock(block));
             return st.UpdateConversation(rec.id, rec.state, rec.counsellor_id, rec.closed_day);
           },
-          nullptr);
-    Done(ps, rid);
-    if (was_open) {
-      if (before == v1::CONVERSATION_STATE_QUEUED) BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, *c);
-      NotifyChanged(SurvivorPeer(*c), *c);
-    }
+          [peer = ps.peer, rid, rec, before, before_closed, before_block, was_open, hours = req.hours(),
+           reason = req.sealed_reason()](Impl& self, const Status& st) {
+            PeerState* live = self.Live(peer);
+            auto it = self.conversations.find(rec.id);
+            if (!st.ok()) {
+              if (before_block) {
+                self.blocks[rec.survivor_key] = *before_block;
+              } else {
+                self.blocks.erase(rec.survivor_key);
+              }
+              if (was_open && it != self.conversations.end()) {
+                it->second.rec.state = before;
+                it->second.rec.closed_day = before_closed;
+              }
+              if (live) Fail(*live, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
+              return;
+            }
+            if (live) Done(*live, rid);
+            if (it == self.conversations.end()) return;
+            self.AuditEvent(v1::AuditRecord::KIND_BLOCKED, it->second, rec.counsellor_id,
+                            [&](v1::AuditRecord& a) {
+                              a.set_block_hours(hours);
+                              a.set_sealed_reason(reason);
+                            });
+            if (was_open) {
+              if (before == v1::CONVERSATION_STATE_QUEUED) {
+                self.BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, it->second);
+              }
+              self.NotifyChanged(self.SurvivorPeer(it->second), it->second);
+            }
+          });
   }
 
   void Flag(PeerState& ps, std::uint64_t rid, const v1::FlagConversation& req) {
