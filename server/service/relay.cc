@@ -63,6 +63,9 @@ bool ValidLanguageTag(const std::string& tag) {
   });
 }
 
+// Conversation and counsellor ids are both 16 random bytes (one type).
+static_assert(std::is_same_v<ConversationId, CounsellorId>);
+
 std::optional<ConversationId> ParseId(const std::string& bytes) {
   ConversationId id{};
   if (bytes.size() != id.size()) return std::nullopt;
@@ -1121,17 +1124,6 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     return nullptr;
   }
 
-  std::optional<CounsellorId> ParseCounsellorId(const std::string& bytes) const {
-    CounsellorId id{};
-    if (bytes.size() != id.size()) return std::nullopt;
-    std::memcpy(id.data(), bytes.data(), id.size());
-    return id;
-  }
-
-  static std::string IdBytes16(const CounsellorId& id) {
-    return std::string(reinterpret_cast<const char*>(id.data()), id.size());
-  }
-
   // Seals one audit event to the helpline's audit key and appends it. The
   // server can write the log but never read it back.
   void AuditEvent(v1::AuditRecord::Kind kind, const Conversation& c,
@@ -1142,7 +1134,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     r.set_kind(kind);
     r.set_hour(now() / 3600);
     r.set_conversation_id(IdBytes(c.rec.id));
-    if (actor) r.set_counsellor_id(IdBytes16(*actor));
+    if (actor) r.set_counsellor_id(IdBytes(*actor));
     if (more) more(r);
     const std::string plain = r.SerializeAsString();
     Bytes sealed(plain.size() + crypto_box_SEALBYTES);
@@ -1164,7 +1156,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       e.mutable_supervisor_alert()->set_kind(kind);
       *e.mutable_supervisor_alert()->mutable_conversation() = Summary(c, /*with_intake=*/false);
       if (c.rec.counsellor_id) {
-        e.mutable_supervisor_alert()->set_counsellor_id(IdBytes16(*c.rec.counsellor_id));
+        e.mutable_supervisor_alert()->set_counsellor_id(IdBytes(*c.rec.counsellor_id));
       }
       SendEvent(peer_state.peer, std::move(e));
     }
@@ -1201,7 +1193,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   v1::CounsellorList::Entry Describe(const PeerState& p, const PeerState* asking = nullptr) const {
     v1::CounsellorList::Entry e;
     if (asking) e.set_is_you(asking->counsellor_id == p.counsellor_id);
-    e.set_counsellor_id(IdBytes16(*p.counsellor_id));
+    e.set_counsellor_id(IdBytes(*p.counsellor_id));
     e.set_role(p.role);
     e.set_presence(p.presence);
     for (const auto& l : p.languages) e.add_languages(l);
@@ -1288,7 +1280,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       Requeue(*c, req.language());
       return Done(ps, rid);
     }
-    auto to = ParseCounsellorId(req.counsellor_id());
+    auto to = ParseId(req.counsellor_id());
     const CounsellorRecord* target = to ? CounsellorById(*to) : nullptr;
     if (!target || *to == from) {
       return Fail(ps, rid, v1::ERROR_CODE_NOT_FOUND, "no such colleague");
@@ -1304,15 +1296,15 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       c->offer = Offer{from, *to};
       v1::Event e;
       *e.mutable_transfer_offered()->mutable_conversation() = Summary(*c);
-      e.mutable_transfer_offered()->set_from_counsellor_id(IdBytes16(from));
+      e.mutable_transfer_offered()->set_from_counsellor_id(IdBytes(from));
       e.mutable_transfer_offered()->set_sealed_handoff(req.sealed_handoff());
       SendEvent(peer->second, std::move(e));
       AuditEvent(v1::AuditRecord::KIND_TRANSFER_OFFERED, *c, from,
-                 [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes16(*to)); });
+                 [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes(*to)); });
       return Done(ps, rid);
     }
     AuditEvent(v1::AuditRecord::KIND_TRANSFERRED, *c, from,
-               [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes16(*to)); });
+               [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes(*to)); });
     Reassign(*c, *to);
     Done(ps, rid);
   }
@@ -1335,7 +1327,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     const bool accepted = req.accept() && IsClaimed(c.rec.state) && c.rec.counsellor_id == offer.from;
     AuditEvent(accepted ? v1::AuditRecord::KIND_TRANSFER_ACCEPTED
                         : v1::AuditRecord::KIND_TRANSFER_DECLINED,
-               c, offer.to, [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes16(offer.to)); });
+               c, offer.to, [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes(offer.to)); });
     if (accepted) Reassign(c, offer.to);
     auto origin = counsellors_online.find(offer.from);
     if (origin != counsellors_online.end()) {
