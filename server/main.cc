@@ -3,7 +3,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -81,22 +80,13 @@ haven::Result<std::optional<std::array<std::uint8_t, 32>>> LoadAuditKey(const st
     fs::create_directories(away, ec);
     fs::permissions(away, fs::perms::owner_all, ec);
     HAVEN_RETURN_IF_ERROR(haven::server::WriteKeyFile((away / "audit.key").string(), kp.private_key.view()));
-    std::ofstream out(pub, std::ios::trunc);
-    out << haven::ToHex(kp.public_key) << "\n";
-    if (!out) return haven::Status::Unavailable("cannot write " + pub.string());
+    HAVEN_RETURN_IF_ERROR(haven::server::WritePublicKeyFile(pub.string(), kp.public_key));
     std::fprintf(stderr,
                  "havend: created the helpline's audit key pair; the private key is in %s: move "
                  "it off this machine (haven-audit reads the log with it)\n",
                  (away / "audit.key").c_str());
   }
-  std::ifstream in(pub);
-  std::string hex;
-  in >> hex;
-  Key key{};
-  if (!haven::DecodeHexInto(hex, key)) {
-    return haven::Status::InvalidArgument(pub.string() +
-                                          ": must hold the audit public key as 64 hex characters");
-  }
+  HAVEN_ASSIGN_OR_RETURN(Key key, haven::server::ReadPublicKeyFile(pub.string()));
   return std::optional<Key>(key);
 }
 

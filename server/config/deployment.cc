@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 namespace haven::server {
 namespace {
@@ -134,6 +135,25 @@ Status WriteKeyFile(const std::string& path, ByteView key) {
   ::close(fd);
   if (!status.ok()) ::unlink(path.c_str());
   return status;
+}
+
+Status WritePublicKeyFile(const std::string& path, const noise::PublicKey& key) {
+  std::ofstream out(path, std::ios::trunc);
+  out << ToHex(key) << "\n";
+  if (!out) return Status::Unavailable("cannot write " + path);
+  ::chmod(path.c_str(), 0644);
+  return Status::Ok();
+}
+
+Result<noise::PublicKey> ReadPublicKeyFile(const std::string& path) {
+  std::ifstream in(path);
+  std::string hex;
+  in >> hex;
+  noise::PublicKey key{};
+  if (!in || !DecodeHexInto(hex, key)) {
+    return Status::InvalidArgument(path + ": must hold a public key as 64 hex characters");
+  }
+  return key;
 }
 
 Result<Deployment> LoadDeployment(const Config& config, const std::string& data_dir,

@@ -53,4 +53,9 @@ Result<SecureBuffer> ReadKeyFile(const std::string& path);
 // Creates `path` with mode 0600 (failing if it exists) and writes `key`, fsynced.
 Status WriteKeyFile(const std::string& path, ByteView key);
 
+// The helpline's public keys (intake.pub, audit.pub in the data directory):
+// 64 hex characters and a newline, mode 0644.
+Status WritePublicKeyFile(const std::string& path, const noise::PublicKey& key);
+Result<noise::PublicKey> ReadPublicKeyFile(const std::string& path);
+
 }  // namespace haven::server

@@ -66,14 +66,6 @@ Result<std::unique_ptr<ServerStore>> OpenStore(const Config& config, bool create
   return ServerStore::Open(d.database_path, d.database_key.view(), /*start_boot=*/false);
 }
 
-Status WritePublicKeyFile(const std::string& path, const noise::PublicKey& key) {
-  std::ofstream out(path, std::ios::trunc);
-  out << ToHex(key) << "\n";
-  if (!out) return Status::Unavailable("cannot write " + path);
-  ::chmod(path.c_str(), 0644);
-  return Status::Ok();
-}
-
 // True if `inner` is `outer` or lies below it, after resolving symbolic links,
 // "..", and trailing slashes (for the parts that exist).
 bool IsWithin(const fs::path& inner, const fs::path& outer) {
