@@ -2,12 +2,12 @@
 
 #include <sodium.h>
 
+#include "haven/common/bytes.h"
 #include "haven/common/secure_memory.h"
 
 namespace haven::server {
 namespace {
 
-constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";  // Crockford base32
 constexpr std::size_t kCodeChars = 32;                            // 160 bits
 constexpr std::string_view kDomain = "haven/1 invitation";
 
@@ -18,7 +18,7 @@ std::string NewInvitationCode() {
   std::string code;
   for (std::size_t i = 0; i < kCodeChars; ++i) {
     if (i > 0 && i % 4 == 0) code.push_back('-');
-    code.push_back(kAlphabet[randombytes_uniform(32)]);
+    code.push_back(kCrockfordAlphabet[randombytes_uniform(32)]);
   }
   return code;
 }
@@ -26,12 +26,10 @@ std::string NewInvitationCode() {
 std::optional<InvitationHash> HashInvitationCode(std::string_view code) {
   std::string normal;
   for (char c : code) {
-    if (c == '-' || c == ' ') continue;
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (c == 'O') c = '0';
-    if (c == 'I' || c == 'L') c = '1';
-    if (std::string_view(kAlphabet).find(c) == std::string_view::npos) return std::nullopt;
-    normal.push_back(c);
+    const int v = CrockfordValue(c);
+    if (v == kCrockfordSeparator) continue;
+    if (v == kCrockfordInvalid) return std::nullopt;
+    normal.push_back(kCrockfordAlphabet[v]);
     if (normal.size() > kCodeChars) return std::nullopt;
   }
   if (normal.size() != kCodeChars) return std::nullopt;

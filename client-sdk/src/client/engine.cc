@@ -27,7 +27,6 @@ constexpr std::size_t kMaxEarlyEnvelopes = 256;
 constexpr std::size_t kMaxLanguage = 35;
 constexpr std::size_t kSendWindow = 32;
 
-constexpr char kCrockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 bool FromWireEnded(v1::ConversationState s) {
   return s == v1::CONVERSATION_STATE_CLOSED_BY_SURVIVOR ||
@@ -230,7 +229,7 @@ std::string EncodeResumptionSecret(ByteView secret) {
     bits += 8;
     while (bits >= 5) {
       if (symbols > 0 && symbols % 4 == 0) out.push_back('-');
-      out.push_back(kCrockford[(buffer >> (bits - 5)) & 31u]);
+      out.push_back(kCrockfordAlphabet[(buffer >> (bits - 5)) & 31u]);
       bits -= 5;
       ++symbols;
     }
@@ -245,14 +244,10 @@ std::optional<SecureBuffer> DecodeResumptionSecret(std::string_view text) {
   std::size_t n = 0;
   std::size_t symbols = 0;
   for (char ch : text) {
-    if (ch == '-' || ch == ' ') continue;
-    if (++symbols > 32) return std::nullopt;
-    char c = (ch >= 'a' && ch <= 'z') ? static_cast<char>(ch - 'a' + 'A') : ch;
-    if (c == 'O') c = '0';
-    if (c == 'I' || c == 'L') c = '1';
-    const char* pos = std::strchr(kCrockford, c);
-    if (c == '\0' || pos == nullptr) return std::nullopt;
-    buffer = (buffer << 5) | static_cast<std::uint32_t>(pos - kCrockford);
+    const int v = CrockfordValue(ch);
+    if (v == kCrockfordSeparator) continue;
+    if (v == kCrockfordInvalid || ++symbols > 32) return std::nullopt;
+    buffer = (buffer << 5) | static_cast<std::uint32_t>(v);
     bits += 5;
     if (bits >= 8) {
       if (n == out.size()) return std::nullopt;

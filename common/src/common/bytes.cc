@@ -52,4 +52,15 @@ bool ConstantTimeEquals(ByteView a, ByteView b) {
   return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+int CrockfordValue(char typed) {
+  if (typed == '-' || typed == ' ') return kCrockfordSeparator;
+  char c = (typed >= 'a' && typed <= 'z') ? static_cast<char>(typed - 'a' + 'A') : typed;
+  if (c == 'O') c = '0';
+  if (c == 'I' || c == 'L') c = '1';
+  for (int v = 0; v < 32; ++v) {
+    if (kCrockfordAlphabet[v] == c) return v;
+  }
+  return kCrockfordInvalid;
+}
+
 }  // namespace haven

@@ -37,6 +37,16 @@ void EncodeHexInto(ByteView data, char* out);
 // Constant-time equality (sodium_memcmp). False when sizes differ.
 bool ConstantTimeEquals(ByteView a, ByteView b);
 
+// Crockford's base32, for codes people write down and type back (invitation
+// codes, resumption secrets), printed in groups of four joined by '-'.
+inline constexpr char kCrockfordAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+inline constexpr int kCrockfordSeparator = -1;
+inline constexpr int kCrockfordInvalid = -2;
+// The value (0..31) of one typed character, forgiving what people mistype:
+// lower case, O for 0, I and L for 1. kCrockfordSeparator for '-' and ' ',
+// kCrockfordInvalid for anything else.
+int CrockfordValue(char typed);
+
 inline void StoreBigEndian16(std::uint16_t v, std::uint8_t* out) {
   out[0] = static_cast<std::uint8_t>(v >> 8);
   out[1] = static_cast<std::uint8_t>(v & 0xff);
