@@ -28,12 +28,6 @@ constexpr std::size_t kMaxLanguage = 35;
 constexpr std::size_t kSendWindow = 32;
 
 
-bool FromWireEnded(v1::ConversationState s) {
-  return s == v1::CONVERSATION_STATE_CLOSED_BY_SURVIVOR ||
-         s == v1::CONVERSATION_STATE_CLOSED_BY_COUNSELLOR ||
-         s == v1::CONVERSATION_STATE_SURVIVOR_LEFT_QUICKLY;
-}
-
 ConversationState FromWire(v1::ConversationState s) {
   switch (s) {
     case v1::CONVERSATION_STATE_QUEUED: return ConversationState::kWaiting;
@@ -293,6 +287,13 @@ std::uint64_t Engine::Request(v1::Request request, PendingRequest pending) {
   outgoing_.push_back(std::move(f));
   pending_[id] = pending;
   return id;
+}
+
+sdk::Status Engine::Ask(v1::Request request, PendingRequest pending) {
+  if (Request(std::move(request), pending) == 0) {
+    return {Code::kUnavailable, "offline: try again once connected"};
+  }
+  return {};
 }
 
 void Engine::Failed(sdk::ConversationId conversation, sdk::MessageId message, Code code,
@@ -564,7 +565,7 @@ void Engine::HandleResponse(std::uint64_t request_id, const v1::Response& respon
       if (c == nullptr) return;
       if (error) {
         Failed(c->local, 0, Code::kRefused, why);
-      } else if (p.message == 0) {  // cold: gone from us at once (warm waits for the answer)
+      } else if (!p.warm) {  // cold: gone from us at once (warm waits for the answer)
         SetState(*c, ConversationState::kTransferred);
       }
       return;
@@ -767,7 +768,7 @@ void Engine::HandleQueueChanged(const v1::QueueChanged& change) {
 
 void Engine::HandleConversationChanged(const v1::ConversationSummary& s) {
   Conversation* c = FindByServerId(s.conversation_id());
-  if (c == nullptr || (!survivor() && Ended(c->state) && !FromWireEnded(s.state()))) {
+  if (c == nullptr || (!survivor() && Ended(c->state) && !Ended(FromWire(s.state())))) {
     if (survivor()) return;
     // A conversation handed to this counsellor (a transfer): it becomes ours.
     const sdk::ConversationId local = LocalIdFor(s.conversation_id());
@@ -797,9 +798,8 @@ void Engine::HandleEnvelope(const v1::EnvelopeDelivery& d) {
   // 20.3), never by seq. A seq not above the last one only says that a
   // message that no longer decrypts is most likely one already shown before
   // a restart (whose ids this client no longer has): it is dropped quietly.
-  const bool maybe_redelivered = d.seq() <= c->last_seq;
+  const bool quiet = d.seq() <= c->last_seq;  // maybe redelivered
   c->last_seq = std::max(c->last_seq, d.seq());
-  quiet_failures_ = maybe_redelivered;
   const ByteView bytes = AsBytes(d.ciphertext());
   auto decoded = e2e::DecodeEnvelope(bytes);
   if (!decoded) {
@@ -811,9 +811,9 @@ void Engine::HandleEnvelope(const v1::EnvelopeDelivery& d) {
     if (survivor()) return;  // only survivors start sessions
     const Bytes initial = decoded->session_start->Encode();
     if (!c->ratchet) {
-      StartResponderSession(*c, *decoded->session_start, decoded->ratchet_message);
+      StartResponderSession(*c, *decoded->session_start, decoded->ratchet_message, quiet);
     } else if (initial == c->initial_message) {
-      DecryptAndDeliver(*c, decoded->ratchet_message);  // a copy: rejected as a duplicate
+      DecryptAndDeliver(*c, decoded->ratchet_message, quiet);  // a copy: rejected as a duplicate
     } else if (c->remote_identity && decoded->session_start->initiator == *c->remote_identity &&
                !c->past_starts.count(initial)) {
       // The same survivor identity started again (it resumed without its
@@ -824,7 +824,7 @@ void Engine::HandleEnvelope(const v1::EnvelopeDelivery& d) {
       auto old_initial = c->initial_message;
       c->ratchet.reset();
       c->seen.clear();
-      StartResponderSession(*c, *decoded->session_start, decoded->ratchet_message);
+      StartResponderSession(*c, *decoded->session_start, decoded->ratchet_message, quiet);
       if (!c->ratchet) {
         c->ratchet = std::move(old_ratchet);
         c->seen = std::move(old_seen);
@@ -841,11 +841,11 @@ void Engine::HandleEnvelope(const v1::EnvelopeDelivery& d) {
     }
     return;
   }
-  DecryptAndDeliver(*c, decoded->ratchet_message);
+  DecryptAndDeliver(*c, decoded->ratchet_message, quiet);
   Persist(*c);
 }
 
-bool Engine::DecryptAndDeliver(Conversation& c, ByteView message) {
+bool Engine::DecryptAndDeliver(Conversation& c, ByteView message, bool quiet) {
   if (message.size() < 1 + e2e::kHeaderLen) return false;
   MessageKey key{};
   std::copy_n(message.begin() + 1, 32, key.begin());
@@ -853,7 +853,7 @@ bool Engine::DecryptAndDeliver(Conversation& c, ByteView message) {
   if (c.seen.count(key)) return true;  // a duplicate: already shown once
   auto plain = c.ratchet->Decrypt(message);
   if (!plain.ok()) {
-    if (!quiet_failures_) Failed(c.local, 0, Code::kInternal, "a message could not be decrypted");
+    if (!quiet) Failed(c.local, 0, Code::kInternal, "a message could not be decrypted");
     return false;
   }
   c.seen.insert(key);
@@ -937,7 +937,7 @@ void Engine::StartInitiatorSession(Conversation& c, const v1::PrekeyBundle& wire
 }
 
 void Engine::StartResponderSession(Conversation& c, const e2e::InitialMessage& initial,
-                                   ByteView ratchet_message) {
+                                   ByteView ratchet_message, bool quiet) {
   const e2e::SignedPrekey* spk = nullptr;
   for (const auto& k : keys_.signed_prekeys) {
     if (k.id == initial.signed_prekey_id) spk = &k;
@@ -957,7 +957,7 @@ void Engine::StartResponderSession(Conversation& c, const e2e::InitialMessage& i
                                                    secrets->associated_data);
   if (!ratchet.ok()) return;
   c.ratchet.emplace(std::move(ratchet).value());
-  if (!DecryptAndDeliver(c, ratchet_message)) {
+  if (!DecryptAndDeliver(c, ratchet_message, quiet)) {
     c.ratchet.reset();
     return;
   }
@@ -971,7 +971,7 @@ void Engine::StartResponderSession(Conversation& c, const e2e::InitialMessage& i
   events_.push_back(std::move(e));
   auto early = std::exchange(c.early, {});
   for (auto& [seq, bytes] : early) {
-    if (auto d = e2e::DecodeEnvelope(bytes)) DecryptAndDeliver(c, d->ratchet_message);
+    if (auto d = e2e::DecodeEnvelope(bytes)) DecryptAndDeliver(c, d->ratchet_message, false);
   }
   EncryptUnsent(c);
   SendOutbox(c);
@@ -1130,10 +1130,7 @@ sdk::Status Engine::Close(sdk::ConversationId id) {
   }
   v1::Request r;
   r.mutable_close_conversation()->set_conversation_id(c->server_id);
-  if (Request(std::move(r), {RequestKind::kClose, id}) == 0) {
-    return {Code::kUnavailable, "offline: close the conversation once connected"};
-  }
-  return {};
+  return Ask(std::move(r), {RequestKind::kClose, id});
 }
 
 sdk::Status Engine::Claim(sdk::ConversationId id) {
@@ -1143,10 +1140,7 @@ sdk::Status Engine::Claim(sdk::ConversationId id) {
   if (it == queue_.end()) return {Code::kNotFound, "no such conversation in the queue"};
   v1::Request r;
   r.mutable_claim_conversation()->set_conversation_id(it->first);
-  if (Request(std::move(r), {RequestKind::kClaim, id}) == 0) {
-    return {Code::kUnavailable, "offline: claim once connected"};
-  }
-  return {};
+  return Ask(std::move(r), {RequestKind::kClaim, id});
 }
 
 sdk::Status Engine::Redeem(std::string_view code) {
@@ -1174,10 +1168,6 @@ sdk::Status Engine::CheckMine(sdk::ConversationId id, Conversation** out) {
   *out = c;
   return {};
 }
-
-namespace {
-sdk::Status Offline() { return {Code::kUnavailable, "offline: try again once connected"}; }
-}  // namespace
 
 sdk::Status Engine::SetPresence(sdk::Presence presence, std::vector<std::string> languages) {
   if (survivor()) return {Code::kWrongRole, "for counsellors"};
@@ -1216,8 +1206,7 @@ sdk::Status Engine::RefreshColleagues() {
   if (survivor()) return {Code::kWrongRole, "for counsellors"};
   v1::Request r;
   r.mutable_list_counsellors();
-  if (Request(std::move(r), {RequestKind::kColleagues}) == 0) return Offline();
-  return {};
+  return Ask(std::move(r), {RequestKind::kColleagues});
 }
 
 sdk::Status Engine::TransferToQueue(sdk::ConversationId id, std::string_view language) {
@@ -1227,8 +1216,7 @@ sdk::Status Engine::TransferToQueue(sdk::ConversationId id, std::string_view lan
   v1::Request r;
   r.mutable_transfer_conversation()->set_conversation_id(c->server_id);
   r.mutable_transfer_conversation()->set_language(std::string(language));
-  if (Request(std::move(r), {RequestKind::kTransfer, id, 0}) == 0) return Offline();
-  return {};
+  return Ask(std::move(r), {RequestKind::kTransfer, id});
 }
 
 sdk::Status Engine::TransferToColleague(sdk::ConversationId id, std::string_view colleague_id,
@@ -1254,8 +1242,7 @@ sdk::Status Engine::TransferToColleague(sdk::ConversationId id, std::string_view
   t->set_counsellor_id(raw->data(), raw->size());
   t->set_warm(warm);
   t->set_sealed_handoff(sealed.data(), sealed.size());
-  if (Request(std::move(r), {RequestKind::kTransfer, id, warm ? 1u : 0u}) == 0) return Offline();
-  return {};
+  return Ask(std::move(r), {RequestKind::kTransfer, id, 0, warm});
 }
 
 sdk::Status Engine::AnswerTransfer(sdk::ConversationId id, bool accept) {
@@ -1266,8 +1253,7 @@ sdk::Status Engine::AnswerTransfer(sdk::ConversationId id, bool accept) {
   v1::Request r;
   r.mutable_answer_transfer()->set_conversation_id(it->first);
   r.mutable_answer_transfer()->set_accept(accept);
-  if (Request(std::move(r), {RequestKind::kAnswer, id}) == 0) return Offline();
-  return {};
+  return Ask(std::move(r), {RequestKind::kAnswer, id});
 }
 
 sdk::Status Engine::Block(sdk::ConversationId id, unsigned hours, std::string_view reason) {
@@ -1283,8 +1269,7 @@ sdk::Status Engine::Block(sdk::ConversationId id, unsigned hours, std::string_vi
   r.mutable_block_contact()->set_conversation_id(c->server_id);
   r.mutable_block_contact()->set_hours(hours);
   r.mutable_block_contact()->set_sealed_reason(sealed->data(), sealed->size());
-  if (Request(std::move(r), {RequestKind::kBlock, id}) == 0) return Offline();
-  return {};
+  return Ask(std::move(r), {RequestKind::kBlock, id});
 }
 
 sdk::Status Engine::Flag(sdk::ConversationId id, bool high_risk, bool minor) {
@@ -1294,8 +1279,7 @@ sdk::Status Engine::Flag(sdk::ConversationId id, bool high_risk, bool minor) {
   r.mutable_flag_conversation()->set_conversation_id(c->server_id);
   r.mutable_flag_conversation()->set_high_risk(high_risk);
   r.mutable_flag_conversation()->set_minor(minor);
-  if (Request(std::move(r), {RequestKind::kFlag, id}) == 0) return Offline();
-  return {};
+  return Ask(std::move(r), {RequestKind::kFlag, id});
 }
 
 sdk::Status Engine::CloseWithWrapUp(sdk::ConversationId id, const sdk::WrapUp& wrapup) {
@@ -1319,8 +1303,7 @@ sdk::Status Engine::CloseWithWrapUp(sdk::ConversationId id, const sdk::WrapUp& w
   v1::Request r;
   r.mutable_close_conversation()->set_conversation_id(c->server_id);
   r.mutable_close_conversation()->set_sealed_wrapup(sealed->data(), sealed->size());
-  if (Request(std::move(r), {RequestKind::kClose, id}) == 0) return Offline();
-  return {};
+  return Ask(std::move(r), {RequestKind::kClose, id});
 }
 
 sdk::Status Engine::SendResourceCard(sdk::ConversationId id, std::string_view referral_id,
@@ -1348,8 +1331,7 @@ sdk::Status Engine::RefreshLoad() {
   if (survivor()) return {Code::kWrongRole, "for supervisors"};
   v1::Request r;
   r.mutable_get_load();
-  if (Request(std::move(r), {RequestKind::kLoad}) == 0) return Offline();
-  return {};
+  return Ask(std::move(r), {RequestKind::kLoad});
 }
 
 sdk::Status Engine::Load(sdk::LoadSnapshot* out) const {

@@ -173,6 +173,7 @@ class Engine {
     RequestKind kind{};
     sdk::ConversationId conversation = 0;
     sdk::MessageId message = 0;
+    bool warm = false;  // kTransfer: the conversation stays ours until the answer
   };
 
   bool survivor() const { return options_.role == sdk::Role::kSurvivor; }
@@ -181,7 +182,10 @@ class Engine {
   Conversation* FindByServerId(const std::string& server_id);
   sdk::ConversationId LocalIdFor(const std::string& server_id);
 
+  // 0 when offline (nothing is sent or kept).
   std::uint64_t Request(v1::Request request, PendingRequest pending);
+  // A command that needs the connection: kUnavailable when offline.
+  sdk::Status Ask(v1::Request request, PendingRequest pending);
   void HandleResponse(std::uint64_t request_id, const v1::Response& response);
   void HandleEvent(const v1::Event& event);
   void HandleSession(const v1::SessionInfo& info);
@@ -202,10 +206,12 @@ class Engine {
   void OpenOnServer(Conversation& c);
   void RequestBundle(Conversation& c);
   void StartInitiatorSession(Conversation& c, const v1::PrekeyBundle& bundle);
+  // `quiet`: the envelope may be one shown before a restart (its seq is not
+  // above the last): a failure to decrypt is then not reported.
   void StartResponderSession(Conversation& c, const e2e::InitialMessage& initial,
-                             ByteView ratchet_message);
+                             ByteView ratchet_message, bool quiet);
   // False if it did not decrypt (a duplicate already shown counts as true).
-  bool DecryptAndDeliver(Conversation& c, ByteView ratchet_message);
+  bool DecryptAndDeliver(Conversation& c, ByteView ratchet_message, bool quiet);
   void EncryptUnsent(Conversation& c);
   Status EncryptInto(Conversation& c, std::uint8_t kind, ByteView body, sdk::MessageId id);
   void SendOutbox(Conversation& c);
@@ -232,7 +238,6 @@ class Engine {
   bool online_ = false;
   bool enrolled_ = false;  // counsellor: the server knows this device
   bool stopped_ = false;
-  bool quiet_failures_ = false;  // the envelope being handled may be a redelivery
   std::uint64_t next_request_id_ = 1;
   sdk::ConversationId next_local_id_ = 1;
   sdk::MessageId next_message_id_ = 1;
