@@ -147,7 +147,7 @@ Result<std::vector<StoredMessage>> LocalStore::LoadHistory(std::uint64_t convers
     if (!row) break;
     Bytes text = st.ColumnBlob(2);
     out.push_back({static_cast<std::uint64_t>(st.ColumnInt(0)), st.ColumnInt(1) != 0,
-                   SecureBuffer::CopyOf(text)});
+                   WipedBytes::CopyOf(text)});
     SecureZero(text);
   }
   return out;

@@ -25,7 +25,7 @@ namespace haven::client {
 struct StoredMessage {
   std::uint64_t message = 0;
   bool outgoing = false;
-  SecureBuffer text;
+  WipedBytes text;  // one guarded region per row would make long histories slow
 };
 
 class LocalStore {
