@@ -58,6 +58,7 @@ struct Client::Impl {
   EventCallback callback;
   fs::path dir;
   tcp::endpoint endpoint;
+  noise::PublicKey server_key{};  // pinned
 
   // --- guarded by state_mu ---
   mutable std::mutex state_mu;
@@ -231,7 +232,7 @@ struct Client::Impl {
     {
       std::lock_guard lock(state_mu);
       if (!engine) co_return false;
-      auto ch = client::ClientChannel::Create(options_key(), engine->transport_key().Clone());
+      auto ch = client::ClientChannel::Create(server_key, engine->transport_key().Clone());
       if (!ch.ok()) co_return false;
       channel.emplace(std::move(ch).value());
       auto m1 = channel->Start();
@@ -288,10 +289,7 @@ struct Client::Impl {
     co_return true;
   }
 
-  const noise::PublicKey& options_key() const { return server_key; }
-  noise::PublicKey server_key{};
-
-  std::chrono::steady_clock::time_point last_received;
+  std::chrono::steady_clock::time_point last_received;  // I/O thread only
 
   awaitable<void> ReadLoop(tcp::socket& sock, framing::LengthPrefixDecoder& decoder) {
     std::array<std::uint8_t, 16384> buf{};
@@ -327,16 +325,12 @@ struct Client::Impl {
         }
         engine->Flush();
         DrainEngineLocked(&events);
+        broken = broken || engine->stopped();
       }
       Publish(std::move(events));
       if (kick) kick->cancel();
-      if (broken || engine_stopped()) co_return;
+      if (broken) co_return;
     }
-  }
-
-  bool engine_stopped() {
-    std::lock_guard lock(state_mu);
-    return engine && engine->stopped();
   }
 
   awaitable<void> WriteLoop(tcp::socket& sock) {
