@@ -381,51 +381,46 @@ Result<HelplineConfig> ParseHelplineConfig(std::string_view toml_text, std::stri
     c.priorities.push_back(std::move(p));
   }
 
-  entries.clear();
-  HAVEN_RETURN_IF_ERROR(v.Entries(root, "categories", {"id", "label"}, &entries));
-  std::map<std::string, std::string> ids;
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const toml::table& t = *entries[i];
-    const std::string owner = Indexed("categories", i);
-    HelplineConfig::Category cat;
-    HAVEN_RETURN_IF_ERROR(v.Id(t, owner, &cat.id));
-    HAVEN_RETURN_IF_ERROR(v.UniqueId(&ids, cat.id, owner, "categories", t));
-    HAVEN_RETURN_IF_ERROR(v.Text(t, "label", owner, kLabel, &cat.label));
-    c.categories.push_back(std::move(cat));
-  }
-
-  entries.clear();
-  ids.clear();
-  HAVEN_RETURN_IF_ERROR(v.Entries(root, "canned_responses", {"id", "text"}, &entries));
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const toml::table& t = *entries[i];
-    const std::string owner = Indexed("canned_responses", i);
-    HelplineConfig::CannedResponse r;
-    HAVEN_RETURN_IF_ERROR(v.Id(t, owner, &r.id));
-    HAVEN_RETURN_IF_ERROR(v.UniqueId(&ids, r.id, owner, "canned_responses", t));
-    HAVEN_RETURN_IF_ERROR(v.Text(t, "text", owner, kCannedText, &r.text));
-    c.canned_responses.push_back(std::move(r));
-  }
-
-  entries.clear();
-  ids.clear();
-  HAVEN_RETURN_IF_ERROR(v.Entries(
-      root, "referrals", {"id", "service", "name", "offers", "contact", "region", "languages"},
-      &entries));
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const toml::table& t = *entries[i];
-    const std::string owner = Indexed("referrals", i);
-    HelplineConfig::Referral r;
-    HAVEN_RETURN_IF_ERROR(v.Id(t, owner, &r.id));
-    HAVEN_RETURN_IF_ERROR(v.UniqueId(&ids, r.id, owner, "referrals", t));
+  // The lists keyed by id: each entry's id is checked and unique in its list;
+  // `fill` reads the rest of the entry.
+  const auto id_list = [&](const char* list, const std::vector<std::string_view>& keys, auto* out,
+                           const auto& fill) -> Status {
+    std::vector<const toml::table*> items;
+    HAVEN_RETURN_IF_ERROR(v.Entries(root, list, keys, &items));
+    std::map<std::string, std::string> ids;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const toml::table& t = *items[i];
+      const std::string owner = Indexed(list, i);
+      typename std::remove_pointer_t<decltype(out)>::value_type e;
+      HAVEN_RETURN_IF_ERROR(v.Id(t, owner, &e.id));
+      HAVEN_RETURN_IF_ERROR(v.UniqueId(&ids, e.id, owner, list, t));
+      HAVEN_RETURN_IF_ERROR(fill(t, owner, e));
+      out->push_back(std::move(e));
+    }
+    return Status::Ok();
+  };
+  HAVEN_RETURN_IF_ERROR(id_list("categories", {"id", "label"}, &c.categories,
+                                [&](const toml::table& t, const std::string& owner,
+                                    HelplineConfig::Category& cat) {
+                                  return v.Text(t, "label", owner, kLabel, &cat.label);
+                                }));
+  HAVEN_RETURN_IF_ERROR(id_list("canned_responses", {"id", "text"}, &c.canned_responses,
+                                [&](const toml::table& t, const std::string& owner,
+                                    HelplineConfig::CannedResponse& r) {
+                                  return v.Text(t, "text", owner, kCannedText, &r.text);
+                                }));
+  const auto referral = [&](const toml::table& t, const std::string& owner,
+                            HelplineConfig::Referral& r) -> Status {
     HAVEN_RETURN_IF_ERROR(v.Text(t, "service", owner, kReferralLine, &r.service));
     HAVEN_RETURN_IF_ERROR(v.Text(t, "name", owner, kReferralLine, &r.name));
     HAVEN_RETURN_IF_ERROR(v.Text(t, "offers", owner, kReferralText, &r.offers));
     HAVEN_RETURN_IF_ERROR(v.Text(t, "contact", owner, kReferralText, &r.contact));
     HAVEN_RETURN_IF_ERROR(v.Text(t, "region", owner, kReferralLine, &r.region));
-    HAVEN_RETURN_IF_ERROR(v.Languages(t, owner, /*required=*/true, &r.languages));
-    c.referrals.push_back(std::move(r));
-  }
+    return v.Languages(t, owner, /*required=*/true, &r.languages);
+  };
+  HAVEN_RETURN_IF_ERROR(id_list(
+      "referrals", {"id", "service", "name", "offers", "contact", "region", "languages"},
+      &c.referrals, referral));
   return c;
 }
 
