@@ -224,15 +224,45 @@ std::string ReadSmallFile(const std::filesystem::path& path) {
 constexpr const char* kCounsellor = "counsellor";
 constexpr const char* kSurvivor = "survivor";
 
-TEST(HavenChatTmux, ConversationThenQuickExit) {
-  if (!TmuxAvailable()) {
+// Every test drives haven-chat through tmux: without tmux the test fails
+// (it must not pass by doing nothing), unless HAVEN_ALLOW_NO_TMUX is set.
+class HavenChatTmux : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (TmuxAvailable()) return;
     if (::getenv("HAVEN_ALLOW_NO_TMUX") != nullptr) {
       GTEST_SKIP() << "tmux is not installed (HAVEN_ALLOW_NO_TMUX is set)";
     }
     FAIL() << "tmux is not installed: this test drives haven-chat through it "
               "(install tmux, or set HAVEN_ALLOW_NO_TMUX=1 to skip)";
   }
+  void TearDown() override {
+    std::error_code ec;
+    if (!home_.empty()) std::filesystem::remove_all(home_, ec);
+  }
 
+  // A havend with the shipped helpline configuration, a home directory for
+  // the panes, and the options every haven-chat needs. The helpline key
+  // pair: havend --init does not create it (the private half stays with the
+  // helpline, offline); wrap-ups and block reasons are sealed to the public
+  // half, which counsellors are given.
+  void StartWithHelpline(const std::string& tag) {
+    const std::string helpline_config = std::string(HAVEN_SOURCE_DIR) + "/config/helpline.toml";
+    server_ = HavendProcess::Start("[files]\nhelpline = \"" + helpline_config + "\"\n");
+    ASSERT_NE(server_, nullptr);
+    home_ = testing::MakeTempDir(tag);
+    common_ = std::string(" --port ") + std::to_string(server_->port()) + " --server-key " +
+              Hex(server_->server_key());
+    staff_ = common_ + " --helpline-key " + Hex(helpline_.public_key);
+  }
+
+  std::unique_ptr<HavendProcess> server_;
+  noise::KeyPair helpline_ = noise::KeyPair::Generate();
+  std::filesystem::path home_;
+  std::string common_, staff_;
+};
+
+TEST_F(HavenChatTmux, ConversationThenQuickExit) {
   auto server = HavendProcess::Start();
   ASSERT_NE(server, nullptr);
   const std::string invite = server->Enrol("counsellor");
@@ -379,38 +409,19 @@ constexpr const char* kSupervisor = "supervisor";
 constexpr const char* kCounsellorA = "counsellor-a";
 constexpr const char* kCounsellorB = "counsellor-b";
 
-TEST(HavenChatTmux, CounsellorWorkflowTransferWrapUpAndSupervisor) {
-  if (!TmuxAvailable()) {
-    if (::getenv("HAVEN_ALLOW_NO_TMUX") != nullptr) {
-      GTEST_SKIP() << "tmux is not installed (HAVEN_ALLOW_NO_TMUX is set)";
-    }
-    FAIL() << "tmux is not installed: this test drives haven-chat through it "
-              "(install tmux, or set HAVEN_ALLOW_NO_TMUX=1 to skip)";
-  }
-
-  const std::string helpline_config = std::string(HAVEN_SOURCE_DIR) + "/config/helpline.toml";
-  auto server = HavendProcess::Start("[files]\nhelpline = \"" + helpline_config + "\"\n");
-  ASSERT_NE(server, nullptr);
+TEST_F(HavenChatTmux, CounsellorWorkflowTransferWrapUpAndSupervisor) {
+  ASSERT_NO_FATAL_FAILURE(StartWithHelpline("chat-workflow"));
+  auto& server = server_;
   const std::string supervisor_invite = server->Enrol("supervisor");
   const std::string a_invite = server->Enrol("counsellor");
   const std::string b_invite = server->Enrol("counsellor");
   ASSERT_FALSE(supervisor_invite.empty());
   ASSERT_FALSE(a_invite.empty());
   ASSERT_FALSE(b_invite.empty());
-  // The helpline's key pair. havend --init does not create it (the private
-  // half stays with the helpline, offline): wrap-ups and block reasons are
-  // sealed to the public half, which counsellors are given.
-  const noise::KeyPair helpline = noise::KeyPair::Generate();
-
-  const auto home = testing::MakeTempDir("chat-workflow");
-  struct RemoveAtEnd {
-    std::filesystem::path dir;
-    ~RemoveAtEnd() { std::filesystem::remove_all(dir); }
-  } remove_home{home};
+  const auto& home = home_;
   const std::string chat = HAVEN_CHAT_PATH;
-  const std::string common = std::string(" --port ") + std::to_string(server->port()) +
-                             " --server-key " + Hex(server->server_key());
-  const std::string staff = common + " --helpline-key " + Hex(helpline.public_key);
+  const std::string& common = common_;
+  const std::string& staff = staff_;
 
   Tmux tmux;
   ASSERT_TRUE(tmux.Start(kSupervisor, home.string()));
@@ -651,30 +662,17 @@ TEST(HavenChatTmux, CounsellorWorkflowTransferWrapUpAndSupervisor) {
 // another language (the old counsellor loses it, the survivor hears that
 // another counsellor is joining); the colleague who answers that language
 // claims it and blocks the contact, which closes the conversation.
-TEST(HavenChatTmux, CannedDeclinedOfferQueueTransferAndBlock) {
-  if (!TmuxAvailable()) {
-    if (::getenv("HAVEN_ALLOW_NO_TMUX") != nullptr) {
-      GTEST_SKIP() << "tmux is not installed (HAVEN_ALLOW_NO_TMUX is set)";
-    }
-    FAIL() << "tmux is not installed (install tmux, or set HAVEN_ALLOW_NO_TMUX=1 to skip)";
-  }
-  const std::string helpline_config = std::string(HAVEN_SOURCE_DIR) + "/config/helpline.toml";
-  auto server = HavendProcess::Start("[files]\nhelpline = \"" + helpline_config + "\"\n");
-  ASSERT_NE(server, nullptr);
+TEST_F(HavenChatTmux, CannedDeclinedOfferQueueTransferAndBlock) {
+  ASSERT_NO_FATAL_FAILURE(StartWithHelpline("chat-commands"));
+  auto& server = server_;
   const std::string a_invite = server->Enrol("counsellor");
   const std::string b_invite = server->Enrol("counsellor");
   ASSERT_FALSE(a_invite.empty());
   ASSERT_FALSE(b_invite.empty());
-  const noise::KeyPair helpline = noise::KeyPair::Generate();
-  const auto home = testing::MakeTempDir("chat-commands");
-  struct RemoveAtEnd {
-    std::filesystem::path dir;
-    ~RemoveAtEnd() { std::filesystem::remove_all(dir); }
-  } remove_home{home};
+  const auto& home = home_;
   const std::string chat = HAVEN_CHAT_PATH;
-  const std::string common = std::string(" --port ") + std::to_string(server->port()) +
-                             " --server-key " + Hex(server->server_key());
-  const std::string staff = common + " --helpline-key " + Hex(helpline.public_key);
+  const std::string& common = common_;
+  const std::string& staff = staff_;
 
   Tmux tmux;
   ASSERT_TRUE(tmux.Start(kCounsellorA, home.string()));
