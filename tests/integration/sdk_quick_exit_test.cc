@@ -155,15 +155,7 @@ Conversation Talk(HavendProcess& server, const sdk::ClientOptions& survivor_opti
   c.survivor = std::make_unique<SdkClient>(survivor_options, record_text, std::move(survivor_hook));
   EXPECT_TRUE(c.survivor->create_status().ok()) << c.survivor->create_status().message();
   EXPECT_TRUE((*c.survivor)->OpenConversation({"en", 0}, "", &c.at_survivor).ok());
-  std::vector<sdk::QueueEntry> q;
-  EXPECT_TRUE(c.counsellor->WaitFor([&](const Recorded&) {
-    return (*c.counsellor)->Queue(&q).ok() && !q.empty();
-  }).has_value());
-  if (q.empty()) return c;
-  c.at_counsellor = q[0].conversation;
-  EXPECT_TRUE((*c.counsellor)->Claim(c.at_counsellor).ok());
-  EXPECT_TRUE(c.counsellor->WaitType(EventType::kSecureSessionReady, 5s).has_value());
-  EXPECT_TRUE(c.survivor->WaitType(EventType::kSecureSessionReady, 5s).has_value());
+  c.at_counsellor = ClaimAndSecure(*c.counsellor, *c.survivor);
   return c;
 }
 

@@ -115,27 +115,6 @@ class SdkWorkflowTest : public ::testing::Test {
     return s;
   }
 
-  // Waits until `c` sees a queue entry (other than those in `except`) and returns it.
-  std::optional<sdk::QueueEntry> QueueEntry(SdkClient& c, std::chrono::milliseconds timeout = 5s) {
-    std::vector<sdk::QueueEntry> q;
-    auto seen = c.WaitFor([&](const Recorded&) { return c->Queue(&q).ok() && !q.empty(); }, timeout);
-    if (!seen) return std::nullopt;
-    return q.front();
-  }
-
-  // Claims what `c` sees and waits for both secure sessions.
-  sdk::ConversationId ClaimAndSecure(SdkClient& c, SdkClient& survivor) {
-    auto e = QueueEntry(c);
-    EXPECT_TRUE(e.has_value());
-    if (!e) return 0;
-    EXPECT_TRUE(c->Claim(e->conversation).ok());
-    EXPECT_TRUE(c.WaitFor([&](const Recorded& r) {
-      return r.type == EventType::kSecureSessionReady && r.conversation == e->conversation;
-    }).has_value());
-    EXPECT_TRUE(survivor.WaitType(EventType::kSecureSessionReady).has_value());
-    return e->conversation;
-  }
-
   fs::path AuditKeyPath() const {
     return fs::path(server_->data_dir().lexically_normal().string() + "-helpline-keys") / "audit.key";
   }
@@ -170,7 +149,7 @@ TEST_F(SdkWorkflowTest, TheQueueIsFilteredByLanguageAndClaimsStopAtTheCap) {
   auto spanish = Staff("counsellor", {"es"});
   auto english = Staff("counsellor", {"en"});
   auto s_es = Survivor("es");
-  ASSERT_TRUE(QueueEntry(*spanish).has_value());
+  ASSERT_TRUE(WaitQueueEntry(*spanish).has_value());
   std::vector<sdk::QueueEntry> q;
   ASSERT_TRUE((*english)->Queue(&q).ok());
   EXPECT_TRUE(q.empty()) << "an English-only counsellor sees a Spanish conversation";
@@ -181,7 +160,7 @@ TEST_F(SdkWorkflowTest, TheQueueIsFilteredByLanguageAndClaimsStopAtTheCap) {
   auto s2 = Survivor("en-GB");  // primary subtag "en"
   ClaimAndSecure(*english, *s2);
   auto s3 = Survivor("en");
-  auto third = QueueEntry(*english);
+  auto third = WaitQueueEntry(*english);
   ASSERT_TRUE(third.has_value());
   ASSERT_TRUE((*english)->Claim(third->conversation).ok());
   auto refused = english->WaitFor([&](const Recorded& r) {
@@ -255,7 +234,7 @@ TEST_F(SdkWorkflowTest, ColdTransferToTheQueueInAnotherLanguage) {
   ASSERT_TRUE(survivor->WaitFor([](const Recorded& r) {
     return r.type == EventType::kConversationChanged && r.state == ConversationState::kWaiting;
   }).has_value());
-  auto entry = QueueEntry(*spanish);
+  auto entry = WaitQueueEntry(*spanish);
   ASSERT_TRUE(entry.has_value());
   EXPECT_EQ(entry->language, "es");
   ASSERT_TRUE((*spanish)->Claim(entry->conversation).ok());
@@ -299,7 +278,7 @@ TEST_F(SdkWorkflowTest, FlagsAlertTheSupervisorAtOnceAndAgainOnAQuickExitAndNeve
   RelayClient survivor(*server_);
   ASSERT_TRUE(survivor.Connect());
   ASSERT_FALSE(survivor.OpenId().empty());
-  auto entry = QueueEntry(*a);
+  auto entry = WaitQueueEntry(*a);
   ASSERT_TRUE(entry.has_value());
   ASSERT_TRUE((*a)->Claim(entry->conversation).ok());
   ASSERT_TRUE(a->WaitState(ConversationState::kActive).has_value());
@@ -499,7 +478,7 @@ TEST_F(SdkWorkflowTest, TheAuditLogIsSealedAndReadableWithTheAuditKeyOnly) {
   ASSERT_TRUE((*a)->Flag(at_a, true, false).ok());
   ASSERT_TRUE((*a)->TransferToQueue(at_a, "").ok());
   ASSERT_TRUE(a->WaitState(ConversationState::kTransferred).has_value());
-  auto entry = QueueEntry(*b);
+  auto entry = WaitQueueEntry(*b);
   ASSERT_TRUE(entry.has_value());
   ASSERT_TRUE((*b)->Claim(entry->conversation).ok());
   ASSERT_TRUE(b->WaitType(EventType::kSecureSessionReady).has_value())

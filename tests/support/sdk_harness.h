@@ -137,6 +137,31 @@ class SdkClient {
   std::unique_ptr<sdk::Client> client_;
 };
 
+// The first entry of `counsellor`'s queue, once there is one.
+inline std::optional<sdk::QueueEntry> WaitQueueEntry(
+    SdkClient& counsellor, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  std::vector<sdk::QueueEntry> q;
+  auto seen = counsellor.WaitFor(
+      [&](const Recorded&) { return counsellor->Queue(&q).ok() && !q.empty(); }, timeout);
+  if (!seen) return std::nullopt;
+  return q.front();
+}
+
+// Claims the first entry `counsellor` sees and waits until both ends have
+// set up the secure session. The counsellor's id for it (0 on failure, with
+// the failure recorded).
+inline sdk::ConversationId ClaimAndSecure(SdkClient& counsellor, SdkClient& survivor) {
+  auto e = WaitQueueEntry(counsellor);
+  EXPECT_TRUE(e.has_value()) << "the counsellor never saw the queue entry";
+  if (!e) return 0;
+  EXPECT_TRUE(counsellor->Claim(e->conversation).ok());
+  EXPECT_TRUE(counsellor.WaitFor([&](const Recorded& r) {
+    return r.type == sdk::EventType::kSecureSessionReady && r.conversation == e->conversation;
+  }).has_value());
+  EXPECT_TRUE(survivor.WaitType(sdk::EventType::kSecureSessionReady).has_value());
+  return e->conversation;
+}
+
 // A counsellor device enrolled on `server` and waiting for the queue.
 inline std::unique_ptr<SdkClient> EnrolledCounsellor(
     HavendProcess& server, std::optional<sdk::ClientOptions> given = std::nullopt) {
