@@ -697,12 +697,13 @@ Status Client::RedeemInvitation(std::string_view code) {
 
 Status Client::Queue(std::vector<QueueEntry>* out) const {
   if (out == nullptr) return {Code::kInvalidArgument, "out must not be null"};
-  if (impl_->exited.load()) return impl_->Exited();
-  std::lock_guard lock(impl_->state_mu);
-  if (!impl_->engine) return impl_->Exited();
-  if (impl_->options.role == Role::kSurvivor) return {Code::kWrongRole, "only counsellors see the queue"};
-  *out = impl_->engine->Queue();
-  return {};
+  return impl_->Query([&](client::Engine& e) -> Status {
+    if (impl_->options.role == Role::kSurvivor) {
+      return {Code::kWrongRole, "only counsellors see the queue"};
+    }
+    *out = e.Queue();
+    return {};
+  });
 }
 
 Status Client::Claim(ConversationId conversation) {
@@ -785,27 +786,20 @@ Status Client::CloseConversation(ConversationId conversation) {
 
 Status Client::Conversations(std::vector<ConversationInfo>* out) const {
   if (out == nullptr) return {Code::kInvalidArgument, "out must not be null"};
-  if (impl_->exited.load()) return impl_->Exited();
-  std::lock_guard lock(impl_->state_mu);
-  if (!impl_->engine) return impl_->Exited();
-  *out = impl_->engine->Conversations();
-  return {};
+  return impl_->Query([&](client::Engine& e) {
+    *out = e.Conversations();
+    return Status();
+  });
 }
 
 Status Client::SafetyNumber(ConversationId conversation, std::string* out) const {
   if (out == nullptr) return {Code::kInvalidArgument, "out must not be null"};
-  if (impl_->exited.load()) return impl_->Exited();
-  std::lock_guard lock(impl_->state_mu);
-  if (!impl_->engine) return impl_->Exited();
-  return impl_->engine->SafetyNumber(conversation, out);
+  return impl_->Query([&](client::Engine& e) { return e.SafetyNumber(conversation, out); });
 }
 
 Status Client::History(ConversationId conversation, std::vector<HistoryEntry>* out) const {
   if (out == nullptr) return {Code::kInvalidArgument, "out must not be null"};
-  if (impl_->exited.load()) return impl_->Exited();
-  std::lock_guard lock(impl_->state_mu);
-  if (!impl_->engine) return impl_->Exited();
-  return impl_->engine->History(conversation, out);
+  return impl_->Query([&](client::Engine& e) { return e.History(conversation, out); });
 }
 
 ConnectionState Client::connection_state() const {
