@@ -90,6 +90,7 @@ v1::Frame ErrorFrame(std::uint64_t request_id, ErrorCode code, std::string_view 
 struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   struct Envelope {
     std::uint64_t seq = 0;
+    Side from = Side::kSurvivor;  // which participant sent it
     Bytes ciphertext;
     std::int64_t expires_day = 0;
     std::weak_ptr<Peer> sender;
@@ -124,8 +125,14 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     std::uint32_t next_counter = 1;
     std::deque<Envelope> to_survivor;
     std::deque<Envelope> to_counsellor;
+    std::deque<Envelope> to_supervisor;
     std::deque<Envelope>& outbox(Side side) {
-      return side == Side::kSurvivor ? to_survivor : to_counsellor;
+      switch (side) {
+        case Side::kSurvivor: return to_survivor;
+        case Side::kCounsellor: return to_counsellor;
+        case Side::kSupervisor: break;
+      }
+      return to_supervisor;
     }
   };
 
@@ -202,6 +209,8 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       if (it == conversations.end()) continue;
       Envelope env;
       env.seq = e.seq;
+      env.from = e.sender.value_or(e.recipient == Side::kSurvivor ? Side::kCounsellor
+                                                                   : Side::kSurvivor);
       env.ciphertext = std::move(e.ciphertext);
       env.expires_day = e.expires_day;
       env.durable = true;
@@ -247,8 +256,19 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     return it == counsellors_online.end() ? nullptr : it->second;
   }
 
+  std::shared_ptr<Peer> SupervisorPeer(const Conversation& c) const {
+    if (!c.rec.supervisor_id) return nullptr;
+    auto it = counsellors_online.find(*c.rec.supervisor_id);
+    return it == counsellors_online.end() ? nullptr : it->second;
+  }
+
   std::shared_ptr<Peer> RecipientPeer(const Conversation& c, Side side) const {
-    return side == Side::kSurvivor ? SurvivorPeer(c) : CounsellorPeer(c);
+    switch (side) {
+      case Side::kSurvivor: return SurvivorPeer(c);
+      case Side::kCounsellor: return CounsellorPeer(c);
+      case Side::kSupervisor: break;
+    }
+    return SupervisorPeer(c);
   }
 
   // `with_intake`: listings leave the sealed intake out to stay small.
@@ -270,6 +290,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     }
     s.set_queue_position(c.rec.queue_position);
     s.set_survivor_online(SurvivorPeer(c) != nullptr);
+    s.set_supervisor_present(c.rec.supervisor_id.has_value());
     return s;
   }
 
@@ -292,6 +313,12 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     *e.mutable_conversation_changed()->mutable_conversation() =
         Summary(c, /*with_intake=*/true, /*staff=*/IsCounsellor(*ps));
     SendEvent(peer, std::move(e));
+  }
+
+  // The helpline's side of a change: the counsellor, and a supervisor who joined.
+  void NotifyStaff(const Conversation& c) {
+    NotifyChanged(CounsellorPeer(c), c);
+    NotifyChanged(SupervisorPeer(c), c);
   }
 
   // A counsellor's queue shows the languages it chose (empty: all); a tag
@@ -332,6 +359,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       d->set_conversation_id(IdBytes(c.rec.id));
       d->set_seq(e.seq);
       d->set_ciphertext(std::string(e.ciphertext.begin(), e.ciphertext.end()));
+      d->set_sender(static_cast<v1::Role>(e.from));
       SendEvent(peer, std::move(ev));
       e.delivered = true;
       ++ps->in_flight;
@@ -347,9 +375,8 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
 
   // Pumps every conversation in which `ps` is the recipient.
   void PumpAll(PeerState& ps) {
-    const Side side = IsCounsellor(ps) ? Side::kCounsellor : Side::kSurvivor;
     for (auto& [id, c] : conversations) {
-      if (IsParty(ps, c)) Pump(c, side);
+      if (auto side = SideOf(ps, c)) Pump(c, *side);
     }
   }
 
@@ -391,9 +418,10 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       if (slot && slot != ps.peer) slot->Disconnect(v1::ERROR_CODE_SESSION_REPLACED);
       slot = ps.peer;
       for (auto& [id, c] : conversations) {
-        if (c.rec.counsellor_id != ps.counsellor_id) continue;
-        ResetDelivery(c.to_counsellor);
-        Pump(c, Side::kCounsellor);
+        auto side = SideOf(ps, c);
+        if (!side) continue;
+        ResetDelivery(c.outbox(*side));
+        Pump(c, *side);
       }
       return;
     }
@@ -404,7 +432,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       if (c.rec.survivor_key != ps.key) continue;
       if (c.rec.state == v1::CONVERSATION_STATE_CONNECTION_LOST) {
         c.rec.state = v1::CONVERSATION_STATE_ACTIVE;
-        NotifyChanged(CounsellorPeer(c), c);
+        NotifyStaff(c);
       } else if (c.rec.state == v1::CONVERSATION_STATE_QUEUED && c.persisted) {
         BroadcastQueue(v1::QueueChanged::KIND_UPDATED, c);
       }
@@ -431,7 +459,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       if (c.rec.state == v1::CONVERSATION_STATE_ACTIVE) {
         // Distinct from a close: the counsellor's UI says so.
         c.rec.state = v1::CONVERSATION_STATE_CONNECTION_LOST;
-        NotifyChanged(CounsellorPeer(c), c);
+        NotifyStaff(c);
       } else if (c.rec.state == v1::CONVERSATION_STATE_QUEUED && c.persisted) {
         BroadcastQueue(v1::QueueChanged::KIND_UPDATED, c);
       }
@@ -472,6 +500,8 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       case v1::Request::kBlockContact: return Block(ps, rid, r.block_contact());
       case v1::Request::kFlagConversation: return Flag(ps, rid, r.flag_conversation());
       case v1::Request::kGetLoad: return GetLoad(ps, rid);
+      case v1::Request::kJoinConversation: return Join(ps, rid, r.join_conversation());
+      case v1::Request::kLeaveConversation: return Leave(ps, rid, r.leave_conversation());
       default:
         return Fail(ps, rid, v1::ERROR_CODE_UNKNOWN_REQUEST, "unknown request kind");
     }
@@ -494,17 +524,43 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     return nullptr;
   }
 
+  // As Find, also for a supervisor who joined: for what every participant
+  // does (envelopes, acknowledgements, prekey bundles, leaving).
+  Conversation* FindAsParticipant(PeerState& ps, std::uint64_t rid, const std::string& raw_id) {
+    auto id = ParseId(raw_id);
+    if (id) {
+      auto it = conversations.find(*id);
+      if (it != conversations.end() && it->second.persisted && SideOf(ps, it->second)) {
+        return &it->second;
+      }
+    }
+    Fail(ps, rid, v1::ERROR_CODE_NOT_FOUND, "no such conversation for this session");
+    return nullptr;
+  }
+
+  // Which participant `ps` is in `c`, if any.
+  std::optional<Side> SideOf(const PeerState& ps, const Conversation& c) const {
+    if (!IsCounsellor(ps)) {
+      return c.rec.survivor_key == ps.key ? std::optional(Side::kSurvivor) : std::nullopt;
+    }
+    if (c.rec.counsellor_id == ps.counsellor_id) return Side::kCounsellor;
+    if (c.rec.supervisor_id == ps.counsellor_id) return Side::kSupervisor;
+    return std::nullopt;
+  }
+
   void GetSession(PeerState& ps, std::uint64_t rid) {
     v1::Response r;
     v1::SessionInfo* info = r.mutable_session();
     info->set_role(ps.role);
-    const Side mine = IsCounsellor(ps) ? Side::kCounsellor : Side::kSurvivor;
     for (auto& [id, c] : conversations) {
-      if (!c.persisted || !IsParty(ps, c)) continue;
+      const auto mine = SideOf(ps, c);
+      if (!c.persisted || !mine) continue;
       // Closed ones only while something still waits for this client (a
       // survivor after quick exit has nothing waiting: it was deleted).
-      if (IsClosed(c.rec.state) && c.outbox(mine).empty()) continue;
-      *info->add_conversations() = Summary(c, /*with_intake=*/false, IsCounsellor(ps));
+      if (IsClosed(c.rec.state) && c.outbox(*mine).empty()) continue;
+      v1::ConversationSummary* summary = info->add_conversations();
+      *summary = Summary(c, /*with_intake=*/false, IsCounsellor(ps));
+      summary->set_you(static_cast<v1::Role>(*mine));
     }
     Reply(ps, rid, std::move(r));
   }
@@ -722,8 +778,15 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   }
 
   void SendEnvelope(PeerState& ps, std::uint64_t rid, const v1::SendEnvelope& req) {
-    Conversation* c = Find(ps, rid, req.conversation_id());
+    Conversation* c = FindAsParticipant(ps, rid, req.conversation_id());
     if (!c) return;
+    const Side from = *SideOf(ps, *c);
+    const auto to = RecipientOf(*c, from, req.recipient());
+    if (!to) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
+                  "recipient must be another participant of the conversation (a supervisor "
+                  "names one)");
+    }
     if (!IsClaimed(c->rec.state)) {
       return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE,
                   "envelopes flow once a counsellor has claimed and until it is closed");
@@ -735,8 +798,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       return Fail(ps, rid, v1::ERROR_CODE_ENVELOPE_TOO_LARGE,
                   "envelope larger than relay.max_envelope_bytes");
     }
-    const Side to = IsCounsellor(ps) ? Side::kSurvivor : Side::kCounsellor;
-    std::deque<Envelope>& box = c->outbox(to);
+    std::deque<Envelope>& box = c->outbox(*to);
     if (box.size() >= limits.max_queued_envelopes) {
       return Fail(ps, rid, v1::ERROR_CODE_LIMIT_REACHED,
                   "the recipient has too many envelopes waiting; retry later");
@@ -748,16 +810,30 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     e.seq = (static_cast<std::uint64_t>(boot_epoch) << 32) | c->next_counter++;
     e.ciphertext.assign(req.ciphertext().begin(), req.ciphertext().end());
     e.expires_day = DayNumber(now()) + retention.envelope_ttl_days;
+    e.from = from;
     e.sender = ps.peer;
     e.sender_request_id = rid;
-    EnvelopeRecord rec{c->rec.id, e.seq, to, e.ciphertext, e.expires_day};
+    EnvelopeRecord rec{c->rec.id, e.seq, *to, from, e.ciphertext, e.expires_day};
     const std::uint64_t seq = e.seq;
     e.ticket = Store([rec = std::move(rec)](ServerStore& s) { return s.InsertEnvelope(rec); },
-                     [id = c->rec.id, to, seq](Impl& self, const Status& st) {
+                     [id = c->rec.id, to = *to, seq](Impl& self, const Status& st) {
                        self.OnEnvelopeStored(id, to, seq, st);
                      });
     box.push_back(std::move(e));
-    Pump(*c, to);
+    Pump(*c, *to);
+  }
+
+  // Who an envelope from `from` is for: the one named, or by default the
+  // other party of survivor and counsellor. Never the sender itself, and the
+  // supervisor only while one is present.
+  static std::optional<Side> RecipientOf(const Conversation& c, Side from, v1::Role named) {
+    if (named == v1::ROLE_UNSPECIFIED) {
+      if (from == Side::kSupervisor) return std::nullopt;
+      return from == Side::kSurvivor ? Side::kCounsellor : Side::kSurvivor;
+    }
+    auto to = SideFromStored(static_cast<std::int64_t>(named));
+    if (!to || *to == from || (*to == Side::kSupervisor && !c.rec.supervisor_id)) return std::nullopt;
+    return to;
   }
 
   static std::deque<Envelope>::iterator FindEnvelope(std::deque<Envelope>& box,
@@ -792,9 +868,9 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   }
 
   void Ack(PeerState& ps, std::uint64_t rid, const v1::AckEnvelopes& req) {
-    Conversation* c = Find(ps, rid, req.conversation_id());
+    Conversation* c = FindAsParticipant(ps, rid, req.conversation_id());
     if (!c) return;
-    const Side mine = IsCounsellor(ps) ? Side::kCounsellor : Side::kSurvivor;
+    const Side mine = *SideOf(ps, *c);
     std::deque<Envelope>& box = c->outbox(mine);
     // Only what was delivered on this connection can be acknowledged: a
     // connection since replaced by a newer one acknowledges nothing.
@@ -890,6 +966,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     }
     const bool by_counsellor = c.rec.state == v1::CONVERSATION_STATE_CLOSED_BY_COUNSELLOR;
     NotifyChanged(by_counsellor ? SurvivorPeer(c) : CounsellorPeer(c), c);
+    NotifyChanged(SupervisorPeer(c), c);
   }
 
   void SendEphemeral(PeerState& ps, std::uint64_t rid, const v1::SendEphemeral& req) {
@@ -943,7 +1020,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       if (before == v1::CONVERSATION_STATE_QUEUED) {
         BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, c);
       } else {
-        NotifyChanged(CounsellorPeer(c), c);
+        NotifyStaff(c);
       }
     }
     // Revoke: this connection goes now, with whatever was queued toward it.
@@ -1033,17 +1110,27 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   }
 
   void GetPrekeyBundle(PeerState& ps, std::uint64_t rid, const v1::GetPrekeyBundle& req) {
-    Conversation* c = Find(ps, rid, req.conversation_id());
+    Conversation* c = FindAsParticipant(ps, rid, req.conversation_id());
     if (!c) return;
-    if (IsCounsellor(ps) || !IsClaimed(c->rec.state)) {
+    // The lower role starts each session: the survivor with the counsellor
+    // and the supervisor, the counsellor with the supervisor.
+    const Side mine = *SideOf(ps, *c);
+    const bool of_supervisor = req.of() == v1::ROLE_SUPERVISOR;
+    const bool allowed = of_supervisor ? mine != Side::kSupervisor && c->rec.supervisor_id
+                                       : mine == Side::kSurvivor &&
+                                             (req.of() == v1::ROLE_UNSPECIFIED ||
+                                              req.of() == v1::ROLE_COUNSELLOR);
+    if (!allowed || !IsClaimed(c->rec.state)) {
       return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE,
-                  "the survivor fetches the claiming counsellor's prekeys");
+                  "a participant fetches the keys of a participant after it: the survivor the "
+                  "counsellor's and the supervisor's, the counsellor the supervisor's");
     }
-    auto it = prekeys.find(*c->rec.counsellor_id);
+    const CounsellorId owner = of_supervisor ? *c->rec.supervisor_id : *c->rec.counsellor_id;
+    auto it = prekeys.find(owner);
     if (c->claim_pending || it == prekeys.end() || it->second.identity_key.empty() ||
         !it->second.signed_prekey) {
       return Fail(ps, rid, v1::ERROR_CODE_PREKEYS_UNAVAILABLE,
-                  "the counsellor has not published prekeys yet; retry shortly");
+                  "they have not published prekeys yet; retry shortly");
     }
     Prekeys& theirs = it->second;
     v1::Response r;
@@ -1066,7 +1153,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
         v1::Event e;
         e.mutable_prekeys_low()->set_one_time_prekeys_available(
             static_cast<std::uint32_t>(theirs.one_time.size()));
-        SendEvent(CounsellorPeer(*c), std::move(e));
+        SendEvent(of_supervisor ? SupervisorPeer(*c) : CounsellorPeer(*c), std::move(e));
       }
     }
     Reply(ps, rid, std::move(r));
@@ -1221,6 +1308,12 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
   // for their session and goes; the survivor's app sees a new epoch and sets
   // up a new session with whoever comes next.
   void LeaveCounsellor(Conversation& c) {
+    // A supervisor's sessions were with the old counsellor too: it leaves,
+    // and may join again with whoever comes next.
+    if (c.rec.supervisor_id) {
+      AuditEvent(v1::AuditRecord::KIND_SUPERVISOR_LEFT, c, c.rec.supervisor_id);
+      RemoveSupervisor(c);
+    }
     DropOutbox(c, Side::kCounsellor);
     Store([id = c.rec.id](ServerStore& st) { return st.DeleteEnvelopesFor(id, Side::kCounsellor); },
           nullptr);
@@ -1250,6 +1343,89 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     PersistRouting(c);
     NotifyChanged(SurvivorPeer(c), c);
     BroadcastQueue(v1::QueueChanged::KIND_NEW, c);
+  }
+
+  // The supervisor stops being a participant: what waited for it goes, it
+  // is told (supervisor_present false), and the others are told by the
+  // caller's next announcement. The caller persists the routing.
+  void RemoveSupervisor(Conversation& c) {
+    const auto peer = SupervisorPeer(c);
+    DropOutbox(c, Side::kSupervisor);
+    Store([id = c.rec.id](ServerStore& st) { return st.DeleteEnvelopesFor(id, Side::kSupervisor); },
+          nullptr);
+    c.rec.supervisor_id.reset();
+    NotifyChanged(peer, c);
+  }
+
+  void Join(PeerState& ps, std::uint64_t rid, const v1::JoinConversation& req) {
+    if (ps.role != v1::ROLE_SUPERVISOR) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "only supervisors join conversations");
+    }
+    auto id = ParseId(req.conversation_id());
+    auto it = id ? conversations.find(*id) : conversations.end();
+    if (it == conversations.end() || !it->second.persisted) {
+      return Fail(ps, rid, v1::ERROR_CODE_NOT_FOUND, "no such conversation");
+    }
+    Conversation& c = it->second;
+    if (!IsClaimed(c.rec.state) || c.claim_pending) {
+      return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE,
+                  "a supervisor joins a conversation a counsellor holds");
+    }
+    if (c.rec.counsellor_id == ps.counsellor_id) {
+      return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT, "you are its counsellor already");
+    }
+    if (c.rec.supervisor_id && c.rec.supervisor_id != ps.counsellor_id) {
+      return Fail(ps, rid, v1::ERROR_CODE_LIMIT_REACHED, "another supervisor has joined it");
+    }
+    if (c.rec.supervisor_id) {  // joined already: the same answer again
+      v1::Response r;
+      *r.mutable_conversation_joined()->mutable_conversation() = Summary(c, /*with_intake=*/false);
+      return Reply(ps, rid, std::move(r));
+    }
+    // Nobody is told before the commit, so nothing is sent toward the
+    // supervisor that a failed write would strand.
+    c.rec.supervisor_id = ps.counsellor_id;
+    Store([rec = c.rec](ServerStore& st) { return st.UpdateRouting(rec); },
+          [peer = ps.peer, rid, id = c.rec.id, who = *ps.counsellor_id](Impl& self, const Status& st) {
+            auto cit = self.conversations.find(id);
+            if (cit == self.conversations.end()) return;
+            Conversation& conv = cit->second;
+            PeerState* live = self.Live(peer);
+            if (!st.ok()) {
+              if (conv.rec.supervisor_id == who) conv.rec.supervisor_id.reset();
+              if (live) Fail(*live, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE, "could not store; retry");
+              return;
+            }
+            if (conv.rec.supervisor_id != who) {  // it moved on meanwhile (a transfer, a close)
+              if (live) {
+                Fail(*live, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "the conversation moved on");
+              }
+              return;
+            }
+            if (live) {
+              v1::Response r;
+              *r.mutable_conversation_joined()->mutable_conversation() =
+                  self.Summary(conv, /*with_intake=*/false);
+              Reply(*live, rid, std::move(r));
+            }
+            self.AuditEvent(v1::AuditRecord::KIND_SUPERVISOR_JOINED, conv, who);
+            self.NotifyChanged(self.SurvivorPeer(conv), conv);
+            self.NotifyChanged(self.CounsellorPeer(conv), conv);
+          });
+  }
+
+  void Leave(PeerState& ps, std::uint64_t rid, const v1::LeaveConversation& req) {
+    Conversation* c = FindAsParticipant(ps, rid, req.conversation_id());
+    if (!c) return;
+    if (SideOf(ps, *c) != Side::kSupervisor) {
+      return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "only the supervisor who joined leaves");
+    }
+    AuditEvent(v1::AuditRecord::KIND_SUPERVISOR_LEFT, *c, ps.counsellor_id);
+    RemoveSupervisor(*c);
+    PersistRouting(*c);
+    NotifyChanged(SurvivorPeer(*c), *c);
+    NotifyChanged(CounsellorPeer(*c), *c);
+    Done(ps, rid);
   }
 
   void Transfer(PeerState& ps, std::uint64_t rid, const v1::TransferConversation& req) {
@@ -1403,6 +1579,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
                 self.BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, it->second);
               }
               self.NotifyChanged(self.SurvivorPeer(it->second), it->second);
+              self.NotifyChanged(self.SupervisorPeer(it->second), it->second);
             }
           });
   }
@@ -1469,7 +1646,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       Conversation& c = it->second;
       const bool purge = c.rec.closed_day &&
                          *c.rec.closed_day <= today - retention.closed_conversation_days;
-      for (Side side : {Side::kSurvivor, Side::kCounsellor}) {
+      for (Side side : {Side::kSurvivor, Side::kCounsellor, Side::kSupervisor}) {
         std::erase_if(c.outbox(side), [&](const Envelope& e) {
           if (!purge && e.expires_day >= today) return false;
           Forget(c, side, e);

@@ -75,6 +75,12 @@ const std::vector<std::string_view>& Migrations() {
       "  day INTEGER NOT NULL,"
       "  sealed BLOB NOT NULL"
       ");",
+      // 5: a supervisor who joined a conversation as a visible participant
+      // (docs/protocol.md 25.8): who it is, for routing envelopes to it, and
+      // which participant sent each envelope (the recipient needs it to pick
+      // the end-to-end session; 0 on rows from before: the other party).
+      "ALTER TABLE conversations ADD COLUMN supervisor_id BLOB;"
+      "ALTER TABLE envelopes ADD COLUMN sender INTEGER NOT NULL DEFAULT 0;",
   };
   return migrations;
 }
@@ -125,8 +131,8 @@ Result<StoredState> ServerStore::Load() {
   {
     HAVEN_ASSIGN_OR_RETURN(
         auto stmt, db_->Prepare("SELECT id, state, survivor_key, counsellor_id, language, priority, "
-                                "queue_position, sealed_intake, closed_day, counsellor_epoch "
-                                "FROM conversations ORDER BY queue_position"));
+                                "queue_position, sealed_intake, closed_day, counsellor_epoch, "
+                                "supervisor_id FROM conversations ORDER BY queue_position"));
     while (true) {
       HAVEN_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;
@@ -147,13 +153,19 @@ Result<StoredState> ServerStore::Load() {
       c.sealed_intake = stmt.ColumnBlob(7);
       if (!stmt.ColumnIsNull(8)) c.closed_day = stmt.ColumnInt(8);
       c.counsellor_epoch = static_cast<std::uint32_t>(stmt.ColumnInt(9));
+      const Bytes supervisor = stmt.ColumnBlob(10);
+      if (!supervisor.empty()) {
+        CounsellorId id{};
+        if (!CopyBlob(supervisor, &id)) return Status::DataLoss("malformed conversation row");
+        c.supervisor_id = id;
+      }
       out.conversations.push_back(std::move(c));
     }
   }
   {
     HAVEN_ASSIGN_OR_RETURN(
-        auto stmt, db_->Prepare("SELECT conversation_id, seq, recipient, ciphertext, expires_day "
-                                "FROM envelopes ORDER BY conversation_id, seq"));
+        auto stmt, db_->Prepare("SELECT conversation_id, seq, recipient, ciphertext, expires_day, "
+                                "sender FROM envelopes ORDER BY conversation_id, seq"));
     while (true) {
       HAVEN_ASSIGN_OR_RETURN(bool row, stmt.Step());
       if (!row) break;
@@ -162,10 +174,12 @@ Result<StoredState> ServerStore::Load() {
         return Status::DataLoss("malformed envelope row");
       }
       e.seq = static_cast<std::uint64_t>(stmt.ColumnInt(1));
-      e.recipient = stmt.ColumnInt(2) == static_cast<int>(Side::kSurvivor) ? Side::kSurvivor
-                                                                            : Side::kCounsellor;
+      auto recipient = SideFromStored(stmt.ColumnInt(2));
+      if (!recipient) return Status::DataLoss("malformed envelope row");
+      e.recipient = *recipient;
       e.ciphertext = stmt.ColumnBlob(3);
       e.expires_day = stmt.ColumnInt(4);
+      e.sender = SideFromStored(stmt.ColumnInt(5));
       out.envelopes.push_back(std::move(e));
     }
   }
@@ -202,12 +216,15 @@ Result<StoredState> ServerStore::Load() {
 Status ServerStore::UpdateRouting(const ConversationRecord& c) {
   HAVEN_ASSIGN_OR_RETURN(sqlcipher::Statement* stmt,
                          db_->Cached("UPDATE conversations SET state = ?, counsellor_id = ?, "
-                                     "language = ?, counsellor_epoch = ? WHERE id = ?"));
+                                     "language = ?, counsellor_epoch = ?, supervisor_id = ? "
+                                     "WHERE id = ?"));
   HAVEN_RETURN_IF_ERROR(stmt->BindInt(1, c.state));
+  // Unbound parameters are NULL (bindings are cleared after each use).
   if (c.counsellor_id) HAVEN_RETURN_IF_ERROR(stmt->BindBlob(2, *c.counsellor_id));
   HAVEN_RETURN_IF_ERROR(stmt->BindText(3, c.language));
   HAVEN_RETURN_IF_ERROR(stmt->BindInt(4, c.counsellor_epoch));
-  HAVEN_RETURN_IF_ERROR(stmt->BindBlob(5, c.id));
+  if (c.supervisor_id) HAVEN_RETURN_IF_ERROR(stmt->BindBlob(5, *c.supervisor_id));
+  HAVEN_RETURN_IF_ERROR(stmt->BindBlob(6, c.id));
   return stmt->Step().status();
 }
 
@@ -322,12 +339,13 @@ Status ServerStore::UpdateConversation(const ConversationId& id, int state,
 Status ServerStore::InsertEnvelope(const EnvelopeRecord& e) {
   HAVEN_ASSIGN_OR_RETURN(sqlcipher::Statement* stmt,
                          db_->Cached("INSERT INTO envelopes (conversation_id, seq, recipient, "
-                                      "ciphertext, expires_day) VALUES (?, ?, ?, ?, ?)"));
+                                      "ciphertext, expires_day, sender) VALUES (?, ?, ?, ?, ?, ?)"));
   HAVEN_RETURN_IF_ERROR(stmt->BindBlob(1, e.conversation_id));
   HAVEN_RETURN_IF_ERROR(stmt->BindInt(2, static_cast<std::int64_t>(e.seq)));
   HAVEN_RETURN_IF_ERROR(stmt->BindInt(3, static_cast<int>(e.recipient)));
   HAVEN_RETURN_IF_ERROR(stmt->BindBlob(4, e.ciphertext));
   HAVEN_RETURN_IF_ERROR(stmt->BindInt(5, e.expires_day));
+  HAVEN_RETURN_IF_ERROR(stmt->BindInt(6, e.sender ? static_cast<int>(*e.sender) : 0));
   return stmt->Step().status();
 }
 

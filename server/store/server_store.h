@@ -7,8 +7,8 @@
 //   invitations(code_hash, role, expires_at)
 //   conversations(id, state, survivor_key, counsellor_id, language, priority,
 //                 queue_position, sealed_intake, closed_day, counsellor_epoch,
-//                 sealed_wrapup)
-//   envelopes(conversation_id, seq, recipient, ciphertext, expires_day)
+//                 sealed_wrapup, supervisor_id)
+//   envelopes(conversation_id, seq, recipient, ciphertext, expires_day, sender)
 //   prekeys(counsellor_id, kind, key_id, public_key, signature)
 //   blocks(survivor_key, expires_at)
 //   audit(id, day, sealed)
@@ -34,8 +34,14 @@ namespace haven::server {
 using ConversationId = std::array<std::uint8_t, 16>;
 using CounsellorId = std::array<std::uint8_t, 16>;
 
-// Who an envelope is for. Values are stored: never renumber.
-enum class Side : std::uint8_t { kSurvivor = 1, kCounsellor = 2 };
+// A participant of a conversation: who an envelope is for, and from. The
+// values are stored and equal haven.v1.Role's: never renumber.
+enum class Side : std::uint8_t { kSurvivor = 1, kCounsellor = 2, kSupervisor = 3 };
+
+inline std::optional<Side> SideFromStored(std::int64_t v) {
+  if (v < 1 || v > 3) return std::nullopt;
+  return static_cast<Side>(v);
+}
 
 struct CounsellorRecord {
   CounsellorId id{};
@@ -64,6 +70,7 @@ struct ConversationRecord {
   Bytes sealed_intake;
   std::optional<std::int64_t> closed_day;
   std::uint32_t counsellor_epoch = 0;  // transfers so far
+  std::optional<CounsellorId> supervisor_id;  // a supervisor who joined
 };
 
 // A survivor session blocked by a counsellor until `expires_at` (seconds).
@@ -82,6 +89,7 @@ struct EnvelopeRecord {
   ConversationId conversation_id{};
   std::uint64_t seq = 0;
   Side recipient = Side::kCounsellor;
+  std::optional<Side> sender;  // unset: the other party (rows from before schema 5)
   Bytes ciphertext;
   std::int64_t expires_day = 0;
 };

@@ -516,5 +516,128 @@ TEST_F(SdkWorkflowTest, TheAuditLogIsSealedAndReadableWithTheAuditKeyOnly) {
   EXPECT_NE(bad.output.find("not readable with this key"), std::string::npos) << bad.output;
 }
 
+// The audit log as haven-audit prints it, once it shows `until` (the last
+// events reach the database with the next commit).
+std::string AuditLog(const fs::path& data_dir, const fs::path& key, const std::string& until) {
+  HavendRun run;
+  for (int i = 0; i < 50; ++i) {
+    run = HavendProcess::RunToExit({"--data-dir", data_dir.string(), "--audit-key", key.string()},
+                                   10s, HAVEN_AUDIT_PATH);
+    if (run.output.find(until) != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  return run.output;
+}
+
+bool Said(SdkClient& c, const std::string& text, sdk::Role sender,
+          std::chrono::milliseconds timeout = 5s) {
+  return c.WaitFor([&](const Recorded& r) {
+           return r.type == EventType::kMessageReceived && r.text == text && r.sender == sender;
+         }, timeout).has_value();
+}
+
+TEST_F(SdkWorkflowTest, ASupervisorJoinsVisiblyWithEndToEndSessionsAndLeaves) {
+  auto supervisor = Staff("supervisor");
+  auto a = Staff();
+  sdk::ConversationId at_survivor = 0;
+  auto survivor = Survivor("en", std::nullopt, &at_survivor);
+  const sdk::ConversationId at_a = ClaimAndSecure(*a, *survivor);
+  ASSERT_NE(at_a, 0u);
+  sdk::MessageId m = 0;
+  ASSERT_TRUE((*survivor)->Send(at_survivor, "before the supervisor", &m).ok());
+  ASSERT_TRUE(Said(*a, "before the supervisor", sdk::Role::kSurvivor));
+
+  // Only a supervisor joins.
+  EXPECT_EQ((*a)->JoinConversation(at_a).code(), Code::kWrongRole);
+
+  ASSERT_TRUE((*a)->Flag(at_a, /*high_risk=*/true, /*minor=*/false).ok());
+  auto alert = supervisor->WaitType(EventType::kSupervisorAlert);
+  ASSERT_TRUE(alert.has_value());
+  const sdk::ConversationId at_sup = alert->conversation;
+  ASSERT_TRUE((*supervisor)->JoinConversation(at_sup).ok());
+
+  // Visible to everyone: the survivor's app is told, and so is the counsellor's.
+  ASSERT_TRUE(survivor->WaitType(EventType::kSupervisorJoined).has_value()) << Trace(*survivor);
+  ASSERT_TRUE(a->WaitType(EventType::kSupervisorJoined).has_value()) << Trace(*a);
+  ASSERT_TRUE(supervisor->WaitState(ConversationState::kActive).has_value()) << Trace(*supervisor);
+  std::vector<sdk::ConversationInfo> infos;
+  ASSERT_TRUE((*survivor)->Conversations(&infos).ok());
+  ASSERT_EQ(infos.size(), 1u);
+  EXPECT_TRUE(infos[0].supervisor_present);
+
+  // End to end: the survivor and the counsellor each start a session with it.
+  for (sdk::Role with : {sdk::Role::kSurvivor, sdk::Role::kCounsellor}) {
+    EXPECT_TRUE(supervisor->WaitFor([&](const Recorded& r) {
+      return r.type == EventType::kSecureSessionReady && r.conversation == at_sup && r.sender == with;
+    }).has_value()) << "no session with role " << static_cast<int>(with) << ": " << Trace(*supervisor);
+  }
+
+  // Every message reaches the two others, each with its sender.
+  ASSERT_TRUE((*survivor)->Send(at_survivor, "from the survivor", &m).ok());
+  EXPECT_TRUE(Said(*a, "from the survivor", sdk::Role::kSurvivor));
+  EXPECT_TRUE(Said(*supervisor, "from the survivor", sdk::Role::kSurvivor)) << Trace(*supervisor);
+  ASSERT_TRUE((*a)->Send(at_a, "from the counsellor", &m).ok());
+  EXPECT_TRUE(Said(*survivor, "from the counsellor", sdk::Role::kCounsellor));
+  EXPECT_TRUE(Said(*supervisor, "from the counsellor", sdk::Role::kCounsellor));
+  ASSERT_TRUE((*supervisor)->Send(at_sup, "from the supervisor", &m).ok());
+  EXPECT_TRUE(Said(*survivor, "from the supervisor", sdk::Role::kSupervisor)) << Trace(*survivor);
+  EXPECT_TRUE(Said(*a, "from the supervisor", sdk::Role::kSupervisor)) << Trace(*a);
+  // What was written before it joined was never encrypted for it.
+  EXPECT_FALSE(supervisor->WaitText("before the supervisor", 200ms).has_value());
+  // A supervisor leaves; it does not close the counsellor's conversation.
+  EXPECT_EQ((*supervisor)->CloseConversation(at_sup).code(), Code::kWrongRole);
+
+  ASSERT_TRUE((*supervisor)->LeaveConversation(at_sup).ok());
+  ASSERT_TRUE(supervisor->WaitState(ConversationState::kLeft).has_value()) << Trace(*supervisor);
+  ASSERT_TRUE(survivor->WaitType(EventType::kSupervisorLeft).has_value()) << Trace(*survivor);
+  ASSERT_TRUE(a->WaitType(EventType::kSupervisorLeft).has_value());
+  ASSERT_TRUE((*survivor)->Send(at_survivor, "after it left", &m).ok());
+  EXPECT_TRUE(Said(*a, "after it left", sdk::Role::kSurvivor));
+  EXPECT_FALSE(supervisor->WaitText("after it left", 300ms).has_value());
+  EXPECT_EQ((*supervisor)->Send(at_sup, "too late", &m).code(), Code::kWrongState);
+  // The counsellor's conversation goes on as before.
+  ASSERT_TRUE((*survivor)->Conversations(&infos).ok());
+  EXPECT_FALSE(infos[0].supervisor_present);
+  EXPECT_EQ(infos[0].state, ConversationState::kActive);
+
+  const std::string log = AuditLog(server_->data_dir(), AuditKeyPath(), "supervisor_left");
+  EXPECT_NE(log.find("supervisor_joined"), std::string::npos) << log;
+  EXPECT_NE(log.find("supervisor_left"), std::string::npos) << log;
+}
+
+TEST_F(SdkWorkflowTest, ASupervisorJoinsOnlyAHeldConversationAndATransferEndsItsPart) {
+  auto supervisor = Staff("supervisor");
+  auto a = Staff();
+  sdk::ConversationId at_survivor = 0;
+  auto survivor = Survivor("en", std::nullopt, &at_survivor);
+  // Supervisors see the queue too: a waiting conversation cannot be joined.
+  auto queued = WaitQueueEntry(*supervisor);
+  ASSERT_TRUE(queued.has_value());
+  ASSERT_TRUE((*supervisor)->JoinConversation(queued->conversation).ok());
+  EXPECT_TRUE(supervisor->WaitFor([](const Recorded& r) {
+    return r.type == EventType::kRequestFailed &&
+           r.error_message.find("CONVERSATION_NOT_ACTIVE") != std::string::npos;
+  }).has_value()) << Trace(*supervisor);
+
+  const sdk::ConversationId at_a = ClaimAndSecure(*a, *survivor);
+  ASSERT_NE(at_a, 0u);
+  ASSERT_TRUE((*supervisor)->JoinConversation(queued->conversation).ok());
+  ASSERT_TRUE(survivor->WaitType(EventType::kSupervisorJoined).has_value());
+  ASSERT_TRUE(supervisor->WaitFor([&](const Recorded& r) {
+    return r.type == EventType::kSecureSessionReady && r.sender == sdk::Role::kSurvivor;
+  }).has_value()) << Trace(*supervisor);
+
+  // Back to the queue: the supervisor's sessions were with this counsellor
+  // too, so its part ends; the survivor sees it go and a counsellor change.
+  ASSERT_TRUE((*a)->TransferToQueue(at_a, "").ok());
+  EXPECT_TRUE(supervisor->WaitState(ConversationState::kLeft).has_value()) << Trace(*supervisor);
+  EXPECT_TRUE(survivor->WaitType(EventType::kSupervisorLeft).has_value()) << Trace(*survivor);
+  EXPECT_TRUE(survivor->WaitType(EventType::kCounsellorChanging).has_value());
+  sdk::MessageId m = 0;
+  EXPECT_EQ((*supervisor)->Send(queued->conversation, "no longer here", &m).code(),
+            Code::kWrongState);
+}
+
 }  // namespace
 }  // namespace haven::testing

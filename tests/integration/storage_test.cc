@@ -275,8 +275,11 @@ TEST_F(StorageTest, SchemaIsExactlyDesignSectionFive) {
       // transferred) and sealed blobs (intake, wrap-up: sealed to the helpline).
       {"conversations",
        {"id", "state", "survivor_key", "counsellor_id", "language", "priority", "queue_position",
-        "sealed_intake", "closed_day", "counsellor_epoch", "sealed_wrapup"}},
-      {"envelopes", {"conversation_id", "seq", "recipient", "ciphertext", "expires_day"}},
+        "sealed_intake", "closed_day", "counsellor_epoch", "sealed_wrapup", "supervisor_id"}},
+      // Which participant (survivor, counsellor, supervisor) an envelope is
+      // for and from: the recipient picks its end-to-end session by sender.
+      {"envelopes",
+       {"conversation_id", "seq", "recipient", "ciphertext", "expires_day", "sender"}},
       // A counsellor's time-bounded block of an abusive contact (design.md
       // section 8): the session key it applies to, until when (to the hour).
       {"blocks", {"survivor_key", "expires_at"}},

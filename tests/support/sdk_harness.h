@@ -32,6 +32,7 @@ struct Recorded {
   sdk::AlertKind alert{};
   bool flagged_high_risk = false;
   bool flagged_minor = false;
+  sdk::Role sender{};
 };
 
 class SdkClient {
@@ -123,6 +124,7 @@ class SdkClient {
     r.alert = e.alert;
     r.flagged_high_risk = e.flagged_high_risk;
     r.flagged_minor = e.flagged_minor;
+    r.sender = e.sender;
     std::lock_guard lock(mu_);
     events_.push_back(std::move(r));
     cv_.notify_all();

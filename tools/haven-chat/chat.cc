@@ -65,6 +65,10 @@ constexpr std::string_view kSupervisorHelp =
     "  /load        queued, active and lost conversations, the longest wait, the\r\n"
     "               queue per language, each counsellor's presence and load\r\n"
     "               (never any content)\r\n"
+    "  /join N      join conversation N (from an alert) as a visible participant:\r\n"
+    "               the survivor and the counsellor see that you are there, and\r\n"
+    "               you read and write from then on, end-to-end encrypted\r\n"
+    "  /leave [N]   leave it again\r\n"
     "Alerts (a flagged conversation, a flagged survivor's quick exit) appear here\r\n"
     "at once.";
 
@@ -119,6 +123,8 @@ class Chat {
   void OnTransferOffered(const sdk::Event& e);
   void OnTransferAnswered(const sdk::Event& e);
   void OnAlert(const sdk::Event& e);
+  void Join(std::string_view arg);
+  void Leave(std::string_view arg);
   void ShowCard(const sdk::ResourceCard& card);
   void ShowColleagues();
   void ShowLoad();
@@ -164,6 +170,7 @@ class Chat {
   std::condition_variable cv_;
   ConversationId current_ = 0;
   ConversationId claiming_ = 0;
+  ConversationId joining_ = 0;  // supervisor: /join sent, not yet answered
   std::map<ConversationId, ConversationState> states_;
   std::size_t queue_size_ = 0;
   bool ever_online_ = false;
@@ -218,16 +225,32 @@ void Chat::OnEvent(const sdk::Event& e) {
     case EventType::kResourceCardReceived:
       if (e.card != nullptr) ShowCard(*e.card);
       return;
+    case EventType::kSupervisorJoined:
+      // Said plainly: nobody reads along unseen.
+      if (survivor()) {
+        return Say("A supervisor has joined the conversation to support your counsellor. They "
+                   "can read what is written from now on.",
+                   Style::kNotice);
+      }
+      return Say("A supervisor joined conversation " + Tag(e.conversation) +
+                     ": they read and write from now on.",
+                 Style::kNotice);
+    case EventType::kSupervisorLeft:
+      if (survivor()) return Say("The supervisor has left the conversation.", Style::kNotice);
+      return Say("The supervisor left conversation " + Tag(e.conversation) + ".");
     case EventType::kConnectionChanged: return OnConnection(e.connection);
     case EventType::kConversationChanged: return OnConversation(e.conversation, e.state);
     case EventType::kMessageReceived: {
-      if (survivor()) return ShowMessage("Counsellor", e.text);
+      const std::string who = e.sender == sdk::Role::kSupervisor   ? "Supervisor"
+                              : e.sender == sdk::Role::kCounsellor ? "Counsellor"
+                                                                   : "Survivor";
+      if (survivor()) return ShowMessage(who, e.text);
       bool current = false;
       {
         std::lock_guard lock(mu_);
         current = e.conversation == current_;
       }
-      return ShowMessage(current ? "Survivor" : "Survivor (" + Tag(e.conversation) + ")", e.text);
+      return ShowMessage(current ? who : who + " (" + Tag(e.conversation) + ")", e.text);
     }
     case EventType::kMessageSent: return;  // the normal case needs no words
     case EventType::kQueueChanged: return RefreshQueue();
@@ -235,6 +258,7 @@ void Chat::OnEvent(const sdk::Event& e) {
     case EventType::kEnrolled:
       return Say("This device is enrolled. You will see here when someone is waiting.");
     case EventType::kSecureSessionReady:
+      if (e.sender == sdk::Role::kSupervisor) return;  // kSupervisorJoined said it
       if (survivor()) return Say("This conversation is private: it is end-to-end encrypted.");
       return Say("Conversation " + Tag(e.conversation) +
                  " is end-to-end encrypted now. /safety shows its safety number.");
@@ -289,6 +313,7 @@ void Chat::OnConversation(ConversationId id, ConversationState s) {
   bool first_waiting = false;
   bool became_current = false;
   bool transferred_in = false;
+  bool joined = false;
   {
     std::lock_guard lock(mu_);
     auto it = states_.find(id);
@@ -301,6 +326,12 @@ void Chat::OnConversation(ConversationId id, ConversationState s) {
       claiming_ = 0;
       current_ = id;
       became_current = true;
+    }
+    if (!survivor() && id == joining_ &&
+        (s == ConversationState::kActive || s == ConversationState::kConnectionLost)) {
+      joining_ = 0;
+      current_ = id;
+      joined = true;
     }
     if (!survivor() && id == accepting_ &&
         (s == ConversationState::kActive || s == ConversationState::kConnectionLost)) {
@@ -336,6 +367,13 @@ void Chat::OnConversation(ConversationId id, ConversationState s) {
   }
 
   const std::string tag = Tag(id);
+  if (joined) {
+    Say("You joined conversation " + tag +
+            " as a supervisor. The survivor and the counsellor see that you are here; you read "
+            "what is written from now on. /leave leaves.",
+        Style::kNotice);
+    return;
+  }
   switch (s) {
     case ConversationState::kActive:
       if (before == ConversationState::kConnectionLost) {
@@ -374,6 +412,9 @@ void Chat::OnConversation(ConversationId id, ConversationState s) {
               " is now with a colleague (or back in the queue): you no longer have access to it.",
           Style::kNotice);
       return;
+    case ConversationState::kLeft:
+      Say("You left conversation " + tag + ".");
+      return;
     case ConversationState::kOpening:
     case ConversationState::kWaiting: return;  // the queue announces these
   }
@@ -387,6 +428,7 @@ void Chat::OnRequestFailed(const sdk::Event& e) {
       claim = true;
       claiming_ = 0;
     }
+    if (e.conversation != 0 && e.conversation == joining_) joining_ = 0;
     cv_.notify_all();
   }
   const std::string reason = Sanitized(e.error_message);
@@ -660,6 +702,10 @@ bool Chat::CounsellorCommand(std::string_view cmd, std::string_view arg) {
     StartWrapUp();
   } else if (cmd == "/load") {
     Load();
+  } else if (cmd == "/join") {
+    Join(arg);
+  } else if (cmd == "/leave") {
+    Leave(arg);
   } else if (cmd == "/help") {
     Say(kCounsellorHelp);
     if (supervisor()) Say(kSupervisorHelp);
@@ -1206,6 +1252,39 @@ void Chat::WrapUpAnswer(std::string_view line) {
   }
   Say("The wrap-up is sealed to the helpline key and sent. Closing conversation " + Tag(id) +
       "...");
+}
+
+void Chat::Join(std::string_view arg) {
+  const ConversationId id = ParseId(arg);
+  if (!supervisor() || id == 0) {
+    Say(supervisor() ? "Usage: /join N, where N is a conversation number from an alert."
+                     : "/join is for supervisors.");
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    joining_ = id;
+  }
+  const sdk::Status st = client_->JoinConversation(id);
+  if (!st.ok()) {
+    {
+      std::lock_guard lock(mu_);
+      joining_ = 0;
+    }
+    Say("Could not join conversation " + Tag(id) + ": " + Sanitized(st.message()));
+    return;
+  }
+  Say("Joining conversation " + Tag(id) + "...");
+}
+
+void Chat::Leave(std::string_view arg) {
+  ConversationId id = arg.empty() ? 0 : ParseId(arg);
+  if (arg.empty()) {
+    std::lock_guard lock(mu_);
+    id = current_;
+  }
+  const sdk::Status st = client_->LeaveConversation(id);
+  if (!st.ok()) Say("Could not leave: " + Sanitized(st.message()));
 }
 
 void Chat::Load() {

@@ -94,6 +94,7 @@ enum class ConversationState : int {
   kClosedByCounsellor = 6,
   kSurvivorLeftQuickly = 7,  // quick exit: they may not be safe; do not re-contact
   kTransferred = 8,          // counsellor: handed to a colleague or back to the queue
+  kLeft = 9,                 // supervisor: left (LeaveConversation, or the conversation was transferred)
 };
 
 enum class EventType : int {
@@ -116,6 +117,9 @@ enum class EventType : int {
   // --- survivor ---
   kCounsellorChanging = 16,  // `conversation`: "another counsellor is joining" (a new secure session follows)
   kResourceCardReceived = 17,  // `conversation`, `message`, `card`
+  // --- survivor and counsellor: a supervisor joins as a visible participant ---
+  kSupervisorJoined = 18,  // `conversation`: from now on messages also go to the supervisor
+  kSupervisorLeft = 19,    // `conversation`
 };
 
 enum class AlertKind : int { kFlagged = 1, kFlaggedQuickExit = 2 };
@@ -138,6 +142,9 @@ struct Event {
   AlertKind alert{};                   // kSupervisorAlert
   bool flagged_high_risk = false;      // kSupervisorAlert
   bool flagged_minor = false;
+  // kMessageReceived, kResourceCardReceived: who wrote it (the survivor, the
+  // counsellor, or a supervisor who joined); kSecureSessionReady: with whom.
+  Role sender{};
 };
 
 using EventCallback = std::function<void(const Event&)>;
@@ -200,6 +207,7 @@ struct ConversationInfo {
   bool secure = false;  // end-to-end session set up
   std::string language;
   unsigned priority = 0;
+  bool supervisor_present = false;  // a supervisor joined: it reads what is written now
 };
 
 // A message kept in the local store (only with ClientOptions::local_store).
@@ -318,6 +326,14 @@ class Client {
   // --- Supervisor ---
   Status RefreshLoad();
   Status Load(LoadSnapshot* out) const;
+  // Joins a conversation a counsellor holds (one named by a kSupervisorAlert)
+  // as a visible participant: the survivor and the counsellor are told
+  // (kSupervisorJoined) and each sets up an end-to-end session with this
+  // device. Send() then goes to both; messages arrive with `sender`. It
+  // becomes one of Conversations() once the server agrees.
+  Status JoinConversation(ConversationId conversation);
+  // Leaves it (state kLeft); what was still waiting for this device is deleted.
+  Status LeaveConversation(ConversationId conversation);
 
   // --- Both ---
   // Encrypts end to end and sends (after the secure session is set up;

@@ -49,7 +49,11 @@ typedef enum haven_status {
   HAVEN_E_INTERNAL = 10
 } haven_status;
 
-typedef enum haven_role { HAVEN_ROLE_SURVIVOR = 1, HAVEN_ROLE_COUNSELLOR = 2 } haven_role;
+typedef enum haven_role {
+  HAVEN_ROLE_SURVIVOR = 1,
+  HAVEN_ROLE_COUNSELLOR = 2,
+  HAVEN_ROLE_SUPERVISOR = 3 /* as a message's sender; clients are created as 1 or 2 */
+} haven_role;
 
 typedef enum haven_connection_state {
   HAVEN_CONNECTION_CONNECTING = 1,
@@ -66,7 +70,8 @@ typedef enum haven_conversation_state {
   HAVEN_CONVERSATION_CLOSED_BY_SURVIVOR = 5,
   HAVEN_CONVERSATION_CLOSED_BY_COUNSELLOR = 6,
   HAVEN_CONVERSATION_SURVIVOR_LEFT_QUICKLY = 7,
-  HAVEN_CONVERSATION_TRANSFERRED = 8
+  HAVEN_CONVERSATION_TRANSFERRED = 8,
+  HAVEN_CONVERSATION_LEFT = 9 /* supervisor: left the conversation */
 } haven_conversation_state;
 
 typedef enum haven_event_type {
@@ -88,7 +93,10 @@ typedef enum haven_event_type {
   HAVEN_EVENT_SUPERVISOR_ALERT = 14,
   HAVEN_EVENT_LOAD_CHANGED = 15,
   HAVEN_EVENT_COUNSELLOR_CHANGING = 16, /* survivor: "another counsellor is joining" */
-  HAVEN_EVENT_RESOURCE_CARD_RECEIVED = 17
+  HAVEN_EVENT_RESOURCE_CARD_RECEIVED = 17,
+  /* A supervisor joined / left the conversation: show it to the person. */
+  HAVEN_EVENT_SUPERVISOR_JOINED = 18,
+  HAVEN_EVENT_SUPERVISOR_LEFT = 19
 } haven_event_type;
 
 /* A structured referral (HAVEN_EVENT_RESOURCE_CARD_RECEIVED), BORROWED like
@@ -119,6 +127,10 @@ typedef struct haven_event {
   int alert;               /* HAVEN_EVENT_SUPERVISOR_ALERT: 1 flagged, 2 flagged survivor left quickly */
   int flagged_high_risk;
   int flagged_minor;
+  /* Added in 0.3. MESSAGE_RECEIVED, RESOURCE_CARD_RECEIVED: who wrote it;
+   * SECURE_SESSION_READY: with whom. A haven_role (1 survivor, 2 counsellor,
+   * 3 supervisor). */
+  int sender;
 } haven_event;
 
 typedef void (*haven_event_fn)(void* user_data, const haven_event* event);

@@ -34,6 +34,9 @@ namespace sdk = haven::sdk;
 
 // The C values are documented as equal to the C++ ones; casts below rely on it.
 static_assert(static_cast<int>(sdk::Code::kOk) == HAVEN_OK);
+static_assert(static_cast<int>(sdk::Role::kSupervisor) == HAVEN_ROLE_SUPERVISOR);
+static_assert(static_cast<int>(sdk::ConversationState::kLeft) == HAVEN_CONVERSATION_LEFT);
+static_assert(static_cast<int>(sdk::EventType::kSupervisorLeft) == HAVEN_EVENT_SUPERVISOR_LEFT);
 static_assert(static_cast<int>(sdk::Code::kInvalidArgument) == HAVEN_E_INVALID_ARGUMENT);
 static_assert(static_cast<int>(sdk::Code::kExited) == HAVEN_E_EXITED);
 static_assert(static_cast<int>(sdk::Code::kWrongRole) == HAVEN_E_WRONG_ROLE);
@@ -210,6 +213,7 @@ void Dispatch(haven_event_fn fn, void* user_data, const haven_client* self,
   c.alert = static_cast<int>(event.alert);
   c.flagged_high_risk = event.flagged_high_risk ? 1 : 0;
   c.flagged_minor = event.flagged_minor ? 1 : 0;
+  c.sender = static_cast<int>(event.sender);
   const haven_client* previous = t_dispatching;
   t_dispatching = self;
   try {

@@ -141,6 +141,7 @@ struct Client::Impl {
       e.alert = pe.alert;
       e.flagged_high_risk = pe.flagged_high_risk;
       e.flagged_minor = pe.flagged_minor;
+      e.sender = pe.sender;
       if (callback) {
         try {
           callback(e);
@@ -764,6 +765,14 @@ Status Client::SendResourceCard(ConversationId conversation, std::string_view re
   if (out == nullptr) return {Code::kInvalidArgument, "out must not be null"};
   return impl_->Command(
       [&](client::Engine& e) { return e.SendResourceCard(conversation, referral_id, out); });
+}
+
+Status Client::JoinConversation(ConversationId conversation) {
+  return impl_->Command([&](client::Engine& e) { return e.Join(conversation); });
+}
+
+Status Client::LeaveConversation(ConversationId conversation) {
+  return impl_->Command([&](client::Engine& e) { return e.Leave(conversation); });
 }
 
 Status Client::RefreshLoad() {

@@ -44,8 +44,20 @@ ConversationState FromWire(v1::ConversationState s) {
 
 bool Ended(ConversationState s) {
   return s == ConversationState::kClosedBySurvivor || s == ConversationState::kClosedByCounsellor ||
-         s == ConversationState::kSurvivorLeftQuickly || s == ConversationState::kTransferred;
+         s == ConversationState::kSurvivorLeftQuickly || s == ConversationState::kTransferred ||
+         s == ConversationState::kLeft;
 }
+
+// Claimed by a counsellor and not over: the end-to-end sessions can be set up.
+bool Claimed(ConversationState s) {
+  return s == ConversationState::kActive || s == ConversationState::kConnectionLost;
+}
+
+sdk::Role ToSdk(v1::Role r) { return static_cast<sdk::Role>(r); }  // the same numbers
+static_assert(static_cast<int>(sdk::Role::kSupervisor) == v1::ROLE_SUPERVISOR);
+
+// The stored form of a conversation (Persist); an unknown one is refused.
+constexpr std::uint8_t kConversationFormat = 2;
 
 sdk::Colleague FromWire(const v1::CounsellorList::Entry& e) {
   sdk::Colleague c;
@@ -64,15 +76,7 @@ std::string RefusedMessage(const v1::Error& e) {
   return "the server refused: " + std::string(v1::ErrorCode_Name(e.code()));
 }
 
-// --- a small length-prefixed writer/reader for what the store keeps ---
-void PutBytes(Bytes* out, ByteView b) {
-  AppendBigEndian32(static_cast<std::uint32_t>(b.size()), out);
-  out->insert(out->end(), b.begin(), b.end());
-}
-void PutU64(Bytes* out, std::uint64_t v) {
-  AppendBigEndian32(static_cast<std::uint32_t>(v >> 32), out);
-  AppendBigEndian32(static_cast<std::uint32_t>(v), out);
-}
+// --- a small length-prefixed reader and writer for what the store keeps ---
 struct Reader {
   ByteView in;
   bool ok = true;
@@ -94,6 +98,33 @@ struct Reader {
     return (hi << 32) | U32();
   }
   ByteView Bytes_() { return Take(U32()); }
+  std::uint8_t U8() {
+    ByteView b = Take(1);
+    return ok ? b[0] : 0;
+  }
+};
+
+// Writes into a buffer sized beforehand (guarded memory: no reallocation
+// may leave a copy of a key behind).
+struct Writer {
+  std::uint8_t* p;
+  void Put(ByteView b) {
+    if (!b.empty()) std::memcpy(p, b.data(), b.size());
+    p += b.size();
+  }
+  void U8(std::uint8_t v) { *p++ = v; }
+  void U32(std::size_t v) {
+    StoreBigEndian32(static_cast<std::uint32_t>(v), p);
+    p += 4;
+  }
+  void U64(std::uint64_t v) {
+    U32(static_cast<std::size_t>(v >> 32));
+    U32(static_cast<std::size_t>(v & 0xFFFFFFFFu));
+  }
+  void Bytes_(ByteView b) {
+    U32(b.size());
+    Put(b);
+  }
 };
 
 e2e::IdentityKey IdentityFromSeeds(ByteView dh_private, ByteView signing_seed) {
@@ -272,6 +303,22 @@ Engine::Conversation* Engine::FindByServerId(const std::string& server_id) {
   auto it = local_ids_.find(server_id);
   return it == local_ids_.end() ? nullptr : Find(it->second);
 }
+Engine::PeerSession* Engine::FindPeer(Conversation& c, v1::Role role) {
+  auto it = c.peers.find(role);
+  return it == c.peers.end() ? nullptr : &it->second;
+}
+
+void Engine::EnsurePeers(Conversation& c) {
+  if (c.me == v1::ROLE_SUPERVISOR) {
+    c.peers[v1::ROLE_SURVIVOR];
+    c.peers[v1::ROLE_COUNSELLOR];
+    c.supervisor_present = true;
+  } else {
+    c.peers[MainPeer(c.me)];
+    if (c.supervisor_present) c.peers[v1::ROLE_SUPERVISOR];
+  }
+}
+
 sdk::ConversationId Engine::LocalIdFor(const std::string& server_id) {
   auto [it, inserted] = local_ids_.emplace(server_id, 0);
   if (inserted) it->second = next_local_id_++;
@@ -316,8 +363,10 @@ void Engine::SetState(Conversation& c, ConversationState state) {
   e.state = state;
   events_.push_back(std::move(e));
   if (Ended(state)) {
-    c.unsent.clear();
-    c.outbox.clear();
+    for (auto& [role, p] : c.peers) {
+      p.unsent.clear();
+      p.outbox.clear();
+    }
   }
   Persist(c);
 }
@@ -338,10 +387,12 @@ void Engine::OnDisconnected() {
   online_ = false;
   // Answers to these will never come; what matters is redone on reconnect.
   for (auto& [id, c] : conversations_) {
-    for (auto& o : c.outbox) o.request_id = 0;
+    for (auto& [role, p] : c.peers) {
+      for (auto& o : p.outbox) o.request_id = 0;
+      p.bundle_in_flight = false;
+    }
     if (c.open_in_flight) c.open_unconfirmed = true;
     c.open_in_flight = false;
-    c.bundle_in_flight = false;
     c.ack_due = false;
   }
   pending_.clear();
@@ -351,8 +402,8 @@ void Engine::OnDisconnected() {
 void Engine::Tick() {
   if (!online_) return;
   for (auto& [id, c] : conversations_) {
-    if (survivor() && c.state == ConversationState::kActive && !c.ratchet) RequestBundle(c);
-    if (c.ratchet) SendOutbox(c);
+    StartSessions(c);
+    SendOutbox(c);
   }
 }
 
@@ -422,6 +473,9 @@ void Engine::HandleResponse(std::uint64_t request_id, const v1::Response& respon
         conv.server_id = s.conversation_id();
         conv.language = s.language();
         conv.priority = s.priority();
+        conv.me = v1::ROLE_COUNSELLOR;
+        conv.supervisor_present = s.supervisor_present();
+        EnsurePeers(conv);
         queue_.erase(s.conversation_id());
         conv.state = ConversationState::kOpening;  // so that SetState announces it
         SetState(conv, FromWire(s.state()));
@@ -430,16 +484,19 @@ void Engine::HandleResponse(std::uint64_t request_id, const v1::Response& respon
       }
       return;
     case RequestKind::kSend: {
-      if (c == nullptr) return;
-      auto o = std::find_if(c->outbox.begin(), c->outbox.end(),
+      PeerSession* peer = c ? FindPeer(*c, p.peer) : nullptr;
+      if (peer == nullptr) return;
+      auto& outbox = peer->outbox;
+      auto o = std::find_if(outbox.begin(), outbox.end(),
                             [&](const Outgoing& x) { return x.request_id == request_id; });
-      if (o == c->outbox.end()) return;
+      if (o == outbox.end()) return;
       if (response.has_envelope_accepted()) {
         const sdk::MessageId m = o->message;
-        c->outbox.erase(o);
+        outbox.erase(o);
         SendOutbox(*c);
         Persist(*c);
-        if (m != 0) {
+        // Once per message: when the copy for the main participant is held.
+        if (m != 0 && p.peer == MainPeer(c->me)) {
           PendingEvent e;
           e.type = EventType::kMessageSent;
           e.conversation = c->local;
@@ -450,7 +507,7 @@ void Engine::HandleResponse(std::uint64_t request_id, const v1::Response& respon
         o->request_id = 0;  // Tick() sends it again
       } else {
         const sdk::MessageId m = o->message;
-        c->outbox.erase(o);
+        outbox.erase(o);
         Failed(c->local, m, Code::kRefused, why);
       }
       return;
@@ -464,13 +521,41 @@ void Engine::HandleResponse(std::uint64_t request_id, const v1::Response& respon
                                 : ConversationState::kClosedByCounsellor);
       }
       return;
-    case RequestKind::kBundle:
-      if (c == nullptr) return;
-      c->bundle_in_flight = false;
-      if (response.has_prekey_bundle() && !c->ratchet) {
-        StartInitiatorSession(*c, response.prekey_bundle());
+    case RequestKind::kBundle: {
+      PeerSession* peer = c ? FindPeer(*c, p.peer) : nullptr;
+      if (peer == nullptr) return;
+      peer->bundle_in_flight = false;
+      if (response.has_prekey_bundle() && !peer->ratchet) {
+        StartInitiatorSession(*c, p.peer, response.prekey_bundle());
       }
       // PREKEYS_UNAVAILABLE and the like: Tick() asks again.
+      return;
+    }
+    case RequestKind::kJoin:
+      if (response.has_conversation_joined()) {
+        const auto& s = response.conversation_joined().conversation();
+        const sdk::ConversationId local = LocalIdFor(s.conversation_id());
+        Conversation& conv = conversations_[local];
+        conv = Conversation{};  // a joined conversation starts afresh, even a re-join
+        conv.local = local;
+        conv.server_id = s.conversation_id();
+        conv.language = s.language();
+        conv.priority = s.priority();
+        conv.epoch = s.counsellor_epoch();
+        conv.me = v1::ROLE_SUPERVISOR;
+        EnsurePeers(conv);
+        SetState(conv, FromWire(s.state()));
+      } else {
+        Failed(p.conversation, 0, Code::kRefused, why);
+      }
+      return;
+    case RequestKind::kLeave:
+      if (c == nullptr) return;
+      if (error) {
+        Failed(c->local, 0, Code::kRefused, why);
+      } else {
+        SetState(*c, ConversationState::kLeft);
+      }
       return;
     case RequestKind::kRedeem:
       if (response.has_invitation_redeemed() &&
@@ -636,11 +721,12 @@ void Engine::HandleAlert(const v1::SupervisorAlert& alert) {
 void Engine::CounsellorChanged(Conversation& c) {
   // The old session was with the old counsellor: what is still encrypted for
   // it goes; messages not yet encrypted wait for the new session.
-  c.ratchet.reset();
-  c.remote_identity.reset();
-  c.bundle_in_flight = false;
+  PeerSession& old = c.peers[v1::ROLE_COUNSELLOR];
+  old.ratchet.reset();
+  old.remote_identity.reset();
+  old.bundle_in_flight = false;
+  old.outbox.clear();
   c.seen.clear();
-  c.outbox.clear();
   PendingEvent e;
   e.type = EventType::kCounsellorChanging;
   e.conversation = c.local;
@@ -648,6 +734,33 @@ void Engine::CounsellorChanged(Conversation& c) {
   // The new bundle is asked for once the conversation's new state is known
   // (the caller's SetState): asking on the old state could race a claim.
   Persist(c);
+}
+
+void Engine::SupervisorPresence(Conversation& c, bool present) {
+  if (c.me == v1::ROLE_SUPERVISOR) {
+    // Told it is no longer there: left, or the conversation was transferred.
+    if (!present && !Ended(c.state)) SetState(c, ConversationState::kLeft);
+    return;
+  }
+  if (present == c.supervisor_present) return;
+  c.supervisor_present = present;
+  if (present) {
+    c.peers[v1::ROLE_SUPERVISOR] = PeerSession{};  // a new session with each join
+  } else {
+    c.peers.erase(v1::ROLE_SUPERVISOR);
+  }
+  PendingEvent e;
+  e.type = present ? EventType::kSupervisorJoined : EventType::kSupervisorLeft;
+  e.conversation = c.local;
+  events_.push_back(std::move(e));
+  Persist(c);
+}
+
+void Engine::StartSessions(Conversation& c) {
+  if (!online_ || !Claimed(c.state)) return;
+  for (auto& [role, p] : c.peers) {
+    if (c.me < role && !p.ratchet) RequestBundle(c, role);
+  }
 }
 
 void Engine::HandleSession(const v1::SessionInfo& info) {
@@ -692,12 +805,15 @@ void Engine::HandleSession(const v1::SessionInfo& info) {
       c->server_id = s.conversation_id();
       c->language = s.language();
       c->priority = s.priority();
+      c->me = s.you() == v1::ROLE_SUPERVISOR ? v1::ROLE_SUPERVISOR : v1::ROLE_COUNSELLOR;
     }
+    EnsurePeers(*c);
     if (survivor() && s.counsellor_epoch() != c->epoch) {
       c->epoch = s.counsellor_epoch();
-      if (c->ratchet) CounsellorChanged(*c);
+      if (c->peers[v1::ROLE_COUNSELLOR].ratchet) CounsellorChanged(*c);
     }
     c->epoch = s.counsellor_epoch();
+    SupervisorPresence(*c, s.supervisor_present());
     SetState(*c, FromWire(s.state()));
   }
   for (auto& [id, c] : conversations_) {
@@ -712,8 +828,8 @@ void Engine::HandleSession(const v1::SessionInfo& info) {
       c.open_unconfirmed = false;
       OpenOnServer(c);
     }
-    if (survivor() && c.state == ConversationState::kActive && !c.ratchet) RequestBundle(c);
-    if (c.ratchet) SendOutbox(c);
+    StartSessions(c);
+    SendOutbox(c);
   }
 }
 
@@ -768,6 +884,12 @@ void Engine::HandleQueueChanged(const v1::QueueChanged& change) {
 
 void Engine::HandleConversationChanged(const v1::ConversationSummary& s) {
   Conversation* c = FindByServerId(s.conversation_id());
+  if (c != nullptr && c->me == v1::ROLE_SUPERVISOR) {
+    if (Ended(c->state)) return;
+    SupervisorPresence(*c, s.supervisor_present());
+    if (!Ended(c->state)) SetState(*c, FromWire(s.state()));
+    return;
+  }
   if (c == nullptr || (!survivor() && Ended(c->state) && !Ended(FromWire(s.state())))) {
     if (survivor()) return;
     // A conversation handed to this counsellor (a transfer): it becomes ours.
@@ -779,6 +901,8 @@ void Engine::HandleConversationChanged(const v1::ConversationSummary& s) {
     adopted.language = s.language();
     adopted.priority = s.priority();
     adopted.epoch = s.counsellor_epoch();
+    adopted.me = v1::ROLE_COUNSELLOR;
+    EnsurePeers(adopted);
     queue_.erase(s.conversation_id());
     c = &adopted;
   }
@@ -786,8 +910,9 @@ void Engine::HandleConversationChanged(const v1::ConversationSummary& s) {
     c->epoch = s.counsellor_epoch();
     CounsellorChanged(*c);
   }
+  SupervisorPresence(*c, s.supervisor_present());
   SetState(*c, FromWire(s.state()));
-  if (survivor() && c->state == ConversationState::kActive && !c->ratchet) RequestBundle(*c);
+  StartSessions(*c);
 }
 
 void Engine::HandleEnvelope(const v1::EnvelopeDelivery& d) {
@@ -800,6 +925,15 @@ void Engine::HandleEnvelope(const v1::EnvelopeDelivery& d) {
   // a restart (whose ids this client no longer has): it is dropped quietly.
   const bool quiet = d.seq() <= c->last_seq;  // maybe redelivered
   c->last_seq = std::max(c->last_seq, d.seq());
+  // Which session opens it: the sender's (an older server names none: the
+  // other party).
+  v1::Role from = d.sender();
+  if (from == v1::ROLE_UNSPECIFIED && c->me != v1::ROLE_SUPERVISOR) from = MainPeer(c->me);
+  PeerSession* p = from == c->me ? nullptr : FindPeer(*c, from);
+  if (p == nullptr) {  // from a participant no longer there (a supervisor who left)
+    Persist(*c);
+    return;
+  }
   const ByteView bytes = AsBytes(d.ciphertext());
   auto decoded = e2e::DecodeEnvelope(bytes);
   if (!decoded) {
@@ -807,51 +941,53 @@ void Engine::HandleEnvelope(const v1::EnvelopeDelivery& d) {
     Persist(*c);
     return;
   }
+  const bool responder = from < c->me;  // the lower role starts each session
   if (decoded->session_start) {
-    if (survivor()) return;  // only survivors start sessions
+    if (!responder) return;
     const Bytes initial = decoded->session_start->Encode();
-    if (!c->ratchet) {
-      StartResponderSession(*c, *decoded->session_start, decoded->ratchet_message, quiet);
-    } else if (initial == c->initial_message) {
-      DecryptAndDeliver(*c, decoded->ratchet_message, quiet);  // a copy: rejected as a duplicate
-    } else if (c->remote_identity && decoded->session_start->initiator == *c->remote_identity &&
-               !c->past_starts.count(initial)) {
-      // The same survivor identity started again (it resumed without its
+    if (!p->ratchet) {
+      StartResponderSession(*c, from, *decoded->session_start, decoded->ratchet_message, quiet);
+    } else if (initial == p->initial_message) {
+      DecryptAndDeliver(*c, from, decoded->ratchet_message, quiet);  // a copy: a duplicate
+    } else if (p->remote_identity && decoded->session_start->initiator == *p->remote_identity &&
+               !p->past_starts.count(initial)) {
+      // The same identity started again (a survivor resumed without its
       // stored session): the new session replaces the old one, but only once
       // it has proved itself by decrypting; a replayed older start is ignored.
-      auto old_ratchet = std::move(c->ratchet);
+      auto old_ratchet = std::move(p->ratchet);
       auto old_seen = std::move(c->seen);
-      auto old_initial = c->initial_message;
-      c->ratchet.reset();
+      auto old_initial = p->initial_message;
+      p->ratchet.reset();
       c->seen.clear();
-      StartResponderSession(*c, *decoded->session_start, decoded->ratchet_message, quiet);
-      if (!c->ratchet) {
-        c->ratchet = std::move(old_ratchet);
+      StartResponderSession(*c, from, *decoded->session_start, decoded->ratchet_message, quiet);
+      if (!p->ratchet) {
+        p->ratchet = std::move(old_ratchet);
         c->seen = std::move(old_seen);
       } else {
-        c->past_starts.insert(std::move(old_initial));
+        p->past_starts.insert(std::move(old_initial));
       }
     }
     Persist(*c);
     return;
   }
-  if (!c->ratchet) {
-    if (!survivor() && c->early.size() < kMaxEarlyEnvelopes) {
-      c->early.emplace_back(d.seq(), Bytes(bytes.begin(), bytes.end()));
+  if (!p->ratchet) {
+    if (responder && p->early.size() < kMaxEarlyEnvelopes) {
+      p->early.emplace_back(d.seq(), Bytes(bytes.begin(), bytes.end()));
     }
     return;
   }
-  DecryptAndDeliver(*c, decoded->ratchet_message, quiet);
+  DecryptAndDeliver(*c, from, decoded->ratchet_message, quiet);
   Persist(*c);
 }
 
-bool Engine::DecryptAndDeliver(Conversation& c, ByteView message, bool quiet) {
-  if (message.size() < 1 + e2e::kHeaderLen) return false;
+bool Engine::DecryptAndDeliver(Conversation& c, v1::Role from, ByteView message, bool quiet) {
+  PeerSession* peer = FindPeer(c, from);
+  if (peer == nullptr || !peer->ratchet || message.size() < 1 + e2e::kHeaderLen) return false;
   MessageKey key{};
   std::copy_n(message.begin() + 1, 32, key.begin());
   std::copy_n(message.begin() + 1 + 36, 4, key.begin() + 32);
   if (c.seen.count(key)) return true;  // a duplicate: already shown once
-  auto plain = c.ratchet->Decrypt(message);
+  auto plain = peer->ratchet->Decrypt(message);
   if (!plain.ok()) {
     if (!quiet) Failed(c.local, 0, Code::kInternal, "a message could not be decrypted");
     return false;
@@ -869,6 +1005,7 @@ bool Engine::DecryptAndDeliver(Conversation& c, ByteView message, bool quiet) {
     e.conversation = c.local;
     e.message = next_message_id_++;
     e.card = std::move(card);
+    e.sender = ToSdk(from);
     events_.push_back(std::move(e));
     return true;
   }
@@ -880,25 +1017,32 @@ bool Engine::DecryptAndDeliver(Conversation& c, ByteView message, bool quiet) {
   e.conversation = c.local;
   e.message = id;
   e.text = WipedBytes::CopyOf(p.subspan(1));
+  e.sender = ToSdk(from);
   events_.push_back(std::move(e));
   return true;
 }
 
 // --- sessions ---
 
-void Engine::RequestBundle(Conversation& c) {
-  if (c.bundle_in_flight || c.ratchet || c.server_id.empty()) return;
+void Engine::RequestBundle(Conversation& c, v1::Role of) {
+  PeerSession* p = FindPeer(c, of);
+  if (p == nullptr || p->bundle_in_flight || p->ratchet || c.server_id.empty()) return;
   v1::Request r;
   r.mutable_get_prekey_bundle()->set_conversation_id(c.server_id);
-  if (Request(std::move(r), {RequestKind::kBundle, c.local}) != 0) c.bundle_in_flight = true;
+  r.mutable_get_prekey_bundle()->set_of(of);
+  if (Request(std::move(r), {RequestKind::kBundle, c.local, 0, false, of}) != 0) {
+    p->bundle_in_flight = true;
+  }
 }
 
-void Engine::StartInitiatorSession(Conversation& c, const v1::PrekeyBundle& wire) {
+void Engine::StartInitiatorSession(Conversation& c, v1::Role with, const v1::PrekeyBundle& wire) {
+  PeerSession* p = FindPeer(c, with);
+  if (p == nullptr) return;
   e2e::PrekeyBundle bundle;
   auto identity = e2e::IdentityPublic::Decode(AsBytes(wire.identity_key()));
   const auto& spk = wire.signed_prekey();
   if (!identity || spk.public_key().size() != 32 || spk.signature().size() != 64) {
-    Failed(c.local, 0, Code::kInternal, "the counsellor's keys were malformed");
+    Failed(c.local, 0, Code::kInternal, "the other participant's keys were malformed");
     return;
   }
   bundle.identity = *identity;
@@ -912,7 +1056,7 @@ void Engine::StartInitiatorSession(Conversation& c, const v1::PrekeyBundle& wire
   }
   auto initiated = e2e::InitiateX3dh(keys_.identity, bundle);
   if (!initiated.ok()) {
-    Failed(c.local, 0, Code::kInternal, "the counsellor's keys did not verify");
+    Failed(c.local, 0, Code::kInternal, "the other participant's keys did not verify");
     return;
   }
   auto ratchet = e2e::DoubleRatchet::InitInitiator(initiated->secrets.shared_secret.view(),
@@ -922,22 +1066,26 @@ void Engine::StartInitiatorSession(Conversation& c, const v1::PrekeyBundle& wire
   const std::uint8_t hello[] = {kPlainHello};
   auto first = ratchet->Encrypt(hello);
   if (!first.ok()) return;
-  c.ratchet.emplace(std::move(ratchet).value());
-  c.remote_identity = bundle.identity;
+  p->ratchet.emplace(std::move(ratchet).value());
+  p->remote_identity = bundle.identity;
   Outgoing start;
   start.envelope = e2e::EncodeSessionStart(initiated->message, *first);
-  c.outbox.push_back(std::move(start));
+  p->outbox.push_back(std::move(start));
   PendingEvent e;
   e.type = EventType::kSecureSessionReady;
   e.conversation = c.local;
+  e.sender = ToSdk(with);
   events_.push_back(std::move(e));
-  EncryptUnsent(c);
+  EncryptUnsent(c, *p);
   SendOutbox(c);
   Persist(c);
 }
 
-void Engine::StartResponderSession(Conversation& c, const e2e::InitialMessage& initial,
-                                   ByteView ratchet_message, bool quiet) {
+void Engine::StartResponderSession(Conversation& c, v1::Role with,
+                                   const e2e::InitialMessage& initial, ByteView ratchet_message,
+                                   bool quiet) {
+  PeerSession* p = FindPeer(c, with);
+  if (p == nullptr) return;
   const e2e::SignedPrekey* spk = nullptr;
   for (const auto& k : keys_.signed_prekeys) {
     if (k.id == initial.signed_prekey_id) spk = &k;
@@ -956,49 +1104,64 @@ void Engine::StartResponderSession(Conversation& c, const e2e::InitialMessage& i
   auto ratchet = e2e::DoubleRatchet::InitResponder(secrets->shared_secret.view(), spk->key.Clone(),
                                                    secrets->associated_data);
   if (!ratchet.ok()) return;
-  c.ratchet.emplace(std::move(ratchet).value());
-  if (!DecryptAndDeliver(c, ratchet_message, quiet)) {
-    c.ratchet.reset();
+  p->ratchet.emplace(std::move(ratchet).value());
+  if (!DecryptAndDeliver(c, with, ratchet_message, quiet)) {
+    p->ratchet.reset();
     return;
   }
   if (initial.one_time_prekey_id) keys_.one_time_prekeys.erase(*initial.one_time_prekey_id);
-  c.initial_message = initial.Encode();
-  c.remote_identity = initial.initiator;
+  p->initial_message = initial.Encode();
+  p->remote_identity = initial.initiator;
   PersistDevice();
   PendingEvent e;
   e.type = EventType::kSecureSessionReady;
   e.conversation = c.local;
+  e.sender = ToSdk(with);
   events_.push_back(std::move(e));
-  auto early = std::exchange(c.early, {});
+  auto early = std::exchange(p->early, {});
   for (auto& [seq, bytes] : early) {
-    if (auto d = e2e::DecodeEnvelope(bytes)) DecryptAndDeliver(c, d->ratchet_message, false);
+    if (auto d = e2e::DecodeEnvelope(bytes)) DecryptAndDeliver(c, with, d->ratchet_message, false);
   }
-  EncryptUnsent(c);
+  EncryptUnsent(c, *p);
   SendOutbox(c);
 }
 
-Status Engine::EncryptInto(Conversation& c, std::uint8_t kind, ByteView body, sdk::MessageId id) {
+Status Engine::EncryptInto(PeerSession& p, std::uint8_t kind, ByteView body, sdk::MessageId id) {
   Bytes plain;
   plain.reserve(1 + body.size());  // one allocation: no stale copy left behind
   plain.push_back(kind);
   plain.insert(plain.end(), body.begin(), body.end());
-  auto message = c.ratchet->Encrypt(plain);
+  auto message = p.ratchet->Encrypt(plain);
   SecureZero(plain);
   HAVEN_RETURN_IF_ERROR(message.status());
   Outgoing o;
   o.message = id;
   o.envelope = e2e::EncodeMessage(*message);
-  c.outbox.push_back(std::move(o));
+  p.outbox.push_back(std::move(o));
   return Status::Ok();
 }
 
-void Engine::EncryptUnsent(Conversation& c) {
-  while (!c.unsent.empty()) {
-    auto& [id, text] = c.unsent.front();
-    if (!EncryptInto(c, kPlainText, text.view(), id).ok()) {
+Status Engine::EncryptForAll(Conversation& c, std::uint8_t kind, ByteView body, sdk::MessageId id,
+                             bool keep_for_later) {
+  for (auto& [role, p] : c.peers) {
+    if (p.ratchet) {
+      HAVEN_RETURN_IF_ERROR(EncryptInto(p, kind, body, id));
+    } else if (keep_for_later) {
+      p.unsent.emplace_back(id, WipedBytes::CopyOf(body));
+    }
+  }
+  SendOutbox(c);
+  Persist(c);
+  return Status::Ok();
+}
+
+void Engine::EncryptUnsent(Conversation& c, PeerSession& p) {
+  while (!p.unsent.empty()) {
+    auto& [id, text] = p.unsent.front();
+    if (!EncryptInto(p, kPlainText, text.view(), id).ok()) {
       Failed(c.local, id, Code::kInternal, "a message could not be encrypted");
     }
-    c.unsent.pop_front();
+    p.unsent.pop_front();
   }
 }
 
@@ -1007,15 +1170,20 @@ void Engine::SendOutbox(Conversation& c) {
   // A window of unanswered sends: the server cuts a client whose requests
   // outrun the answers it reads (OVERLOADED), and a burst must not do that.
   std::size_t in_flight = 0;
-  for (const auto& o : c.outbox) in_flight += o.request_id != 0 ? 1u : 0u;
-  for (auto& o : c.outbox) {
-    if (in_flight >= kSendWindow) break;
-    if (o.request_id != 0) continue;
-    ++in_flight;
-    v1::Request r;
-    r.mutable_send_envelope()->set_conversation_id(c.server_id);
-    r.mutable_send_envelope()->set_ciphertext(o.envelope.data(), o.envelope.size());
-    o.request_id = Request(std::move(r), {RequestKind::kSend, c.local, o.message});
+  for (const auto& [role, p] : c.peers) {
+    for (const auto& o : p.outbox) in_flight += o.request_id != 0 ? 1u : 0u;
+  }
+  for (auto& [role, p] : c.peers) {
+    for (auto& o : p.outbox) {
+      if (in_flight >= kSendWindow) return;
+      if (o.request_id != 0) continue;
+      ++in_flight;
+      v1::Request r;
+      r.mutable_send_envelope()->set_conversation_id(c.server_id);
+      r.mutable_send_envelope()->set_ciphertext(o.envelope.data(), o.envelope.size());
+      r.mutable_send_envelope()->set_recipient(role);
+      o.request_id = Request(std::move(r), {RequestKind::kSend, c.local, o.message, false, role});
+    }
   }
 }
 
@@ -1085,6 +1253,7 @@ sdk::Status Engine::Open(const sdk::RoutingHints& hints, std::string_view intake
   c.language = hints.language;
   c.priority = hints.priority;
   c.sealed_intake = std::move(sealed);
+  EnsurePeers(c);
   PendingEvent e;
   e.type = EventType::kConversationChanged;
   e.conversation = local;
@@ -1105,15 +1274,9 @@ sdk::Status Engine::Send(sdk::ConversationId id, std::string_view text, sdk::Mes
   }
   const sdk::MessageId m = next_message_id_++;
   if (store_ != nullptr) (void)store_->AppendMessage(id, m, true, AsBytes(text));
-  if (c->ratchet) {
-    if (!EncryptInto(*c, kPlainText, AsBytes(text), m).ok()) {
-      return {Code::kInternal, "the message could not be encrypted"};
-    }
-    SendOutbox(*c);
-    Persist(*c);
-  } else {
-    c->unsent.emplace_back(m, WipedBytes::CopyOf(AsBytes(text)));
-    Persist(*c);
+  // Participants without a session yet get it once theirs is set up.
+  if (!EncryptForAll(*c, kPlainText, AsBytes(text), m, /*keep_for_later=*/true).ok()) {
+    return {Code::kInternal, "the message could not be encrypted"};
   }
   *out = m;
   return {};
@@ -1123,6 +1286,9 @@ sdk::Status Engine::Close(sdk::ConversationId id) {
   Conversation* c = Find(id);
   if (c == nullptr) return {Code::kNotFound, "no such conversation"};
   if (Ended(c->state)) return {};
+  if (c->me == v1::ROLE_SUPERVISOR) {
+    return {Code::kWrongRole, "a supervisor leaves a conversation (LeaveConversation)"};
+  }
   if (c->server_id.empty()) {  // never reached the server (and will not)
     c->open_unconfirmed = false;
     SetState(*c, ConversationState::kClosedBySurvivor);
@@ -1164,6 +1330,7 @@ sdk::Status Engine::CheckMine(sdk::ConversationId id, Conversation** out) {
   if (survivor()) return {Code::kWrongRole, "for counsellors"};
   Conversation* c = Find(id);
   if (c == nullptr || c->server_id.empty()) return {Code::kNotFound, "no such conversation"};
+  if (c->me != v1::ROLE_COUNSELLOR) return {Code::kWrongRole, "for the conversation's counsellor"};
   if (Ended(c->state)) return {Code::kWrongState, "the conversation has ended"};
   *out = c;
   return {};
@@ -1290,6 +1457,7 @@ sdk::Status Engine::CloseWithWrapUp(sdk::ConversationId id, const sdk::WrapUp& w
   if (c == nullptr || c->server_id.empty() || c->state == ConversationState::kTransferred) {
     return {Code::kNotFound, "no such conversation"};
   }
+  if (c->me != v1::ROLE_COUNSELLOR) return {Code::kWrongRole, "for the conversation's counsellor"};
   if (!options_.helpline_public_key) {
     return {Code::kInvalidArgument, "the wrap-up is sealed to the helpline key: set helpline_public_key"};
   }
@@ -1314,15 +1482,15 @@ sdk::Status Engine::SendResourceCard(sdk::ConversationId id, std::string_view re
   auto ref = std::find_if(helpline_->referrals.begin(), helpline_->referrals.end(),
                           [&](const auto& r) { return r.id == referral_id; });
   if (ref == helpline_->referrals.end()) return {Code::kNotFound, "no such referral in the directory"};
-  if (!c->ratchet) return {Code::kWrongState, "the secure session is not set up yet"};
+  if (!c->peers[v1::ROLE_SURVIVOR].ratchet) {
+    return {Code::kWrongState, "the secure session is not set up yet"};
+  }
   const Bytes body = EncodeResourceCard(ref->card);
   if (body.empty()) return {Code::kInvalidArgument, "the referral is too long for a card"};
   const sdk::MessageId m = next_message_id_++;
-  if (!EncryptInto(*c, kPlainResourceCard, body, m).ok()) {
+  if (!EncryptForAll(*c, kPlainResourceCard, body, m, /*keep_for_later=*/false).ok()) {
     return {Code::kInternal, "the card could not be encrypted"};
   }
-  SendOutbox(*c);
-  Persist(*c);
   *out = m;
   return {};
 }
@@ -1340,6 +1508,31 @@ sdk::Status Engine::Load(sdk::LoadSnapshot* out) const {
   return {};
 }
 
+sdk::Status Engine::Join(sdk::ConversationId id) {
+  if (options_.role != sdk::Role::kSupervisor) return {Code::kWrongRole, "for supervisors"};
+  if (const Conversation* c = Find(id); c != nullptr && !Ended(c->state)) {
+    return c->me == v1::ROLE_SUPERVISOR ? sdk::Status{}
+                                        : sdk::Status{Code::kWrongState, "you are its counsellor"};
+  }
+  auto it = std::find_if(local_ids_.begin(), local_ids_.end(),
+                         [id](const auto& kv) { return kv.second == id; });
+  if (it == local_ids_.end()) return {Code::kNotFound, "no such conversation (one from an alert)"};
+  v1::Request r;
+  r.mutable_join_conversation()->set_conversation_id(it->first);
+  return Ask(std::move(r), {RequestKind::kJoin, id});
+}
+
+sdk::Status Engine::Leave(sdk::ConversationId id) {
+  Conversation* c = Find(id);
+  if (c == nullptr || c->me != v1::ROLE_SUPERVISOR) {
+    return {Code::kNotFound, "no conversation this device joined as a supervisor"};
+  }
+  if (c->state == ConversationState::kLeft) return {};
+  v1::Request r;
+  r.mutable_leave_conversation()->set_conversation_id(c->server_id);
+  return Ask(std::move(r), {RequestKind::kLeave, id});
+}
+
 std::vector<sdk::QueueEntry> Engine::Queue() const {
   std::vector<sdk::QueueEntry> out;
   for (const auto& [sid, q] : queue_) out.push_back(q);
@@ -1352,7 +1545,9 @@ std::vector<sdk::QueueEntry> Engine::Queue() const {
 std::vector<sdk::ConversationInfo> Engine::Conversations() const {
   std::vector<sdk::ConversationInfo> out;
   for (const auto& [id, c] : conversations_) {
-    out.push_back({id, c.state, c.ratchet.has_value(), c.language, c.priority});
+    auto main = c.peers.find(MainPeer(c.me));
+    const bool secure = main != c.peers.end() && main->second.ratchet.has_value();
+    out.push_back({id, c.state, secure, c.language, c.priority, c.supervisor_present});
   }
   return out;
 }
@@ -1360,8 +1555,11 @@ std::vector<sdk::ConversationInfo> Engine::Conversations() const {
 sdk::Status Engine::SafetyNumber(sdk::ConversationId id, std::string* out) const {
   const Conversation* c = Find(id);
   if (c == nullptr) return {Code::kNotFound, "no such conversation"};
-  if (!c->remote_identity) return {Code::kWrongState, "the secure session is not set up yet"};
-  *out = e2e::SafetyNumber(keys_.identity.public_key(), *c->remote_identity);
+  auto main = c->peers.find(MainPeer(c->me));
+  if (main == c->peers.end() || !main->second.remote_identity) {
+    return {Code::kWrongState, "the secure session is not set up yet"};
+  }
+  *out = e2e::SafetyNumber(keys_.identity.public_key(), *main->second.remote_identity);
   return {};
 }
 
@@ -1381,7 +1579,9 @@ sdk::Status Engine::History(sdk::ConversationId id, std::vector<sdk::HistoryEntr
 std::vector<SecureBuffer> Engine::SessionKeysForTesting() const {
   std::vector<SecureBuffer> out;
   for (const auto& [id, c] : conversations_) {
-    if (c.ratchet) out.push_back(SecureBuffer::CopyOf(c.ratchet->root_key_for_testing()));
+    for (const auto& [role, p] : c.peers) {
+      if (p.ratchet) out.push_back(SecureBuffer::CopyOf(p.ratchet->root_key_for_testing()));
+    }
   }
   out.push_back(SecureBuffer::CopyOf(keys_.transport.private_key.view()));
   out.push_back(SecureBuffer::CopyOf(keys_.identity.dh.private_key.view()));
@@ -1397,94 +1597,110 @@ void Engine::PersistDevice() {
 
 void Engine::Persist(const Conversation& c) {
   if (store_ == nullptr || c.server_id.empty()) return;
-  SecureBuffer ratchet = c.ratchet ? c.ratchet->Serialize() : SecureBuffer();
-  const Bytes remote = c.remote_identity ? c.remote_identity->Encode() : Bytes();
-  Bytes head;  // no secrets: ids, state, routing hints
-  PutBytes(&head, AsBytes(c.server_id));
-  head.push_back(static_cast<std::uint8_t>(c.state));
-  PutBytes(&head, AsBytes(c.language));
-  head.push_back(static_cast<std::uint8_t>(c.priority));
-  PutU64(&head, c.epoch);
-  PutU64(&head, c.last_seq);
-  PutBytes(&head, remote);
-  PutBytes(&head, c.initial_message);
+  // format(1) server_id state(1) language priority(1) epoch(8) last_seq(8)
+  // me(1) supervisor_present(1) npeers(4), then per participant: role(1)
+  // remote initial ratchet, outbox { id(8) envelope }*, unsent { id(8) text }*.
   // What waits to be sent goes with the ratchet that made it: a session
   // start the server has not accepted yet must survive a restart.
-  std::size_t tail_size = 8;
-  for (const auto& o : c.outbox) tail_size += 12 + o.envelope.size();
-  for (const auto& [id, text] : c.unsent) tail_size += 12 + text.size();
-  SecureBuffer blob(head.size() + 4 + ratchet.size() + tail_size);
-  std::uint8_t* p = blob.data();
-  auto put = [&p](ByteView b) {
-    if (!b.empty()) std::memcpy(p, b.data(), b.size());
-    p += b.size();
+  struct Part {
+    v1::Role role;
+    const PeerSession* peer;
+    SecureBuffer ratchet;
+    Bytes remote;
   };
-  auto put32 = [&p](std::size_t v) {
-    StoreBigEndian32(static_cast<std::uint32_t>(v), p);
-    p += 4;
-  };
-  auto put64 = [&put32](std::uint64_t v) {
-    put32(static_cast<std::size_t>(v >> 32));
-    put32(static_cast<std::size_t>(v & 0xFFFFFFFFu));
-  };
-  put(head);
-  put32(ratchet.size());
-  put(ratchet.view());
-  put32(c.outbox.size());
-  for (const auto& o : c.outbox) {
-    put64(o.message);
-    put32(o.envelope.size());
-    put(o.envelope);
+  std::vector<Part> parts;
+  std::size_t size = 1 + 4 + c.server_id.size() + 1 + 4 + c.language.size() + 1 + 8 + 8 + 1 + 1 + 4;
+  for (const auto& [role, p] : c.peers) {
+    Part part{role, &p, p.ratchet ? p.ratchet->Serialize() : SecureBuffer(),
+              p.remote_identity ? p.remote_identity->Encode() : Bytes()};
+    size += 1 + 4 + part.remote.size() + 4 + p.initial_message.size() + 4 + part.ratchet.size() + 8;
+    for (const auto& o : p.outbox) size += 12 + o.envelope.size();
+    for (const auto& [id, text] : p.unsent) size += 12 + text.size();
+    parts.push_back(std::move(part));
   }
-  put32(c.unsent.size());
-  for (const auto& [id, text] : c.unsent) {
-    put64(id);
-    put32(text.size());
-    put(text.view());
+  SecureBuffer blob(size);
+  Writer w{blob.data()};
+  w.U8(kConversationFormat);
+  w.Bytes_(AsBytes(c.server_id));
+  w.U8(static_cast<std::uint8_t>(c.state));
+  w.Bytes_(AsBytes(c.language));
+  w.U8(static_cast<std::uint8_t>(c.priority));
+  w.U64(c.epoch);
+  w.U64(c.last_seq);
+  w.U8(static_cast<std::uint8_t>(c.me));
+  w.U8(c.supervisor_present ? 1 : 0);
+  w.U32(parts.size());
+  for (const Part& part : parts) {
+    w.U8(static_cast<std::uint8_t>(part.role));
+    w.Bytes_(part.remote);
+    w.Bytes_(part.peer->initial_message);
+    w.Bytes_(part.ratchet.view());
+    w.U32(part.peer->outbox.size());
+    for (const auto& o : part.peer->outbox) {
+      w.U64(o.message);
+      w.Bytes_(o.envelope);
+    }
+    w.U32(part.peer->unsent.size());
+    for (const auto& [id, text] : part.peer->unsent) {
+      w.U64(id);
+      w.Bytes_(text.view());
+    }
   }
   (void)store_->PutConversation(c.local, blob.view());
 }
 
 Result<Engine::Conversation> Engine::DecodeConversation(ByteView data) {
+  const Status damaged = Status::DataLoss("a stored conversation is damaged");
   Reader r{data};
+  if (r.U8() != kConversationFormat) return damaged;
   Conversation c;
   ByteView sid = r.Bytes_();
-  ByteView state = r.Take(1);
+  const std::uint8_t state = r.U8();
   ByteView language = r.Bytes_();
-  ByteView priority = r.Take(1);
+  c.priority = r.U8();
   c.epoch = static_cast<std::uint32_t>(r.U64());
   c.last_seq = r.U64();
-  ByteView remote = r.Bytes_();
-  ByteView initial = r.Bytes_();
-  ByteView ratchet = r.Bytes_();
-  if (!r.ok || state[0] < 1 || state[0] > 8) {
-    return Status::DataLoss("a stored conversation is damaged");
+  const std::uint8_t me = r.U8();
+  c.supervisor_present = r.U8() != 0;
+  const std::uint32_t npeers = r.U32();
+  if (!r.ok || state < 1 || state > static_cast<int>(ConversationState::kLeft) || me < 1 || me > 3 ||
+      npeers > 2) {
+    return damaged;
   }
   c.server_id.assign(sid.begin(), sid.end());
-  c.state = static_cast<ConversationState>(state[0]);
+  c.state = static_cast<ConversationState>(state);
   c.language.assign(language.begin(), language.end());
-  c.priority = priority[0];
-  if (!remote.empty()) c.remote_identity = e2e::IdentityPublic::Decode(remote);
-  c.initial_message.assign(initial.begin(), initial.end());
-  if (!ratchet.empty()) {
-    HAVEN_ASSIGN_OR_RETURN(auto dr, e2e::DoubleRatchet::Deserialize(ratchet));
-    c.ratchet.emplace(std::move(dr));
+  c.me = static_cast<v1::Role>(me);
+  for (std::uint32_t i = 0; r.ok && i < npeers; ++i) {
+    const std::uint8_t role = r.U8();
+    ByteView remote = r.Bytes_();
+    ByteView initial = r.Bytes_();
+    ByteView ratchet = r.Bytes_();
+    if (!r.ok || role < 1 || role > 3 || role == me) return damaged;
+    PeerSession& p = c.peers[static_cast<v1::Role>(role)];
+    if (!remote.empty()) p.remote_identity = e2e::IdentityPublic::Decode(remote);
+    p.initial_message.assign(initial.begin(), initial.end());
+    if (!ratchet.empty()) {
+      HAVEN_ASSIGN_OR_RETURN(auto dr, e2e::DoubleRatchet::Deserialize(ratchet));
+      p.ratchet.emplace(std::move(dr));
+    }
+    const std::uint32_t outgoing = r.U32();
+    for (std::uint32_t j = 0; r.ok && j < outgoing; ++j) {
+      Outgoing o;
+      o.message = r.U64();
+      ByteView env = r.Bytes_();
+      o.envelope.assign(env.begin(), env.end());
+      if (r.ok) p.outbox.push_back(std::move(o));
+    }
+    const std::uint32_t unsent = r.U32();
+    for (std::uint32_t j = 0; r.ok && j < unsent; ++j) {
+      const sdk::MessageId id = r.U64();
+      ByteView text = r.Bytes_();
+      if (r.ok) p.unsent.emplace_back(id, WipedBytes::CopyOf(text));
+    }
   }
-  const std::uint32_t outgoing = r.U32();
-  for (std::uint32_t i = 0; r.ok && i < outgoing; ++i) {
-    Outgoing o;
-    o.message = r.U64();
-    ByteView env = r.Bytes_();
-    o.envelope.assign(env.begin(), env.end());
-    if (r.ok) c.outbox.push_back(std::move(o));
-  }
-  const std::uint32_t unsent = r.U32();
-  for (std::uint32_t i = 0; r.ok && i < unsent; ++i) {
-    const sdk::MessageId id = r.U64();
-    ByteView text = r.Bytes_();
-    if (r.ok) c.unsent.emplace_back(id, WipedBytes::CopyOf(text));
-  }
-  if (!r.ok) return Status::DataLoss("a stored conversation is damaged");
+  if (!r.ok) return damaged;
+  EnsurePeers(c);
   return c;
 }
 

@@ -46,6 +46,7 @@ struct PendingEvent {
   sdk::AlertKind alert{};
   bool flagged_high_risk = false;
   bool flagged_minor = false;
+  sdk::Role sender{};
 };
 
 // Who this client is: the transport key, the end-to-end identity and, for a
@@ -125,6 +126,8 @@ class Engine {
                                sdk::MessageId* out);
   sdk::Status RefreshLoad();
   sdk::Status Load(sdk::LoadSnapshot* out) const;
+  sdk::Status Join(sdk::ConversationId conversation);
+  sdk::Status Leave(sdk::ConversationId conversation);
   std::vector<sdk::QueueEntry> Queue() const;
   std::vector<sdk::ConversationInfo> Conversations() const;
   sdk::Status SafetyNumber(sdk::ConversationId conversation, std::string* out) const;
@@ -144,6 +147,19 @@ class Engine {
     std::uint64_t request_id = 0;  // 0: not in flight
   };
   using MessageKey = std::array<std::uint8_t, 36>;
+  // The end-to-end session with one other participant of a conversation.
+  // The lower role starts it (survivor < counsellor < supervisor); the
+  // other answers the session start (docs/protocol.md 25.8).
+  struct PeerSession {
+    std::optional<e2e::DoubleRatchet> ratchet;
+    std::optional<e2e::IdentityPublic> remote_identity;
+    Bytes initial_message;  // responder: what started the session
+    bool bundle_in_flight = false;
+    std::deque<Outgoing> outbox;
+    std::deque<std::pair<sdk::MessageId, WipedBytes>> unsent;  // waiting for the session
+    std::deque<std::pair<std::uint64_t, Bytes>> early;  // responder: before the session start
+    std::set<Bytes> past_starts;  // responder: replaced sessions' starts, never again
+  };
   struct Conversation {
     sdk::ConversationId local = 0;
     std::string server_id;  // 16 bytes once the server confirmed it
@@ -153,27 +169,23 @@ class Engine {
     Bytes sealed_intake;          // survivor: until the open is confirmed
     bool open_in_flight = false;  // survivor
     bool open_unconfirmed = false;  // sent, connection lost before the answer
-    std::optional<e2e::DoubleRatchet> ratchet;
-    std::optional<e2e::IdentityPublic> remote_identity;
-    Bytes initial_message;  // counsellor: what started the session
-    bool bundle_in_flight = false;
-    std::deque<Outgoing> outbox;
-    std::deque<std::pair<sdk::MessageId, WipedBytes>> unsent;  // waiting for the session
-    std::deque<std::pair<std::uint64_t, Bytes>> early;  // counsellor: before the session start
+    v1::Role me = v1::ROLE_SURVIVOR;  // which participant this device is in it
+    bool supervisor_present = false;
+    std::map<v1::Role, PeerSession> peers;  // the other participants
     std::uint64_t last_seq = 0;
     bool ack_due = false;
     std::set<MessageKey> seen;
-    std::set<Bytes> past_starts;  // counsellor: replaced sessions' starts, never again
     std::uint32_t epoch = 0;      // the server's counsellor_epoch last seen
   };
   enum class RequestKind { kSession, kOpen, kClaim, kSend, kAck, kClose, kBundle, kRedeem,
                            kPublish, kQueue, kHelpline, kPresence, kColleagues, kTransfer,
-                           kAnswer, kBlock, kFlag, kLoad };
+                           kAnswer, kBlock, kFlag, kLoad, kJoin, kLeave };
   struct PendingRequest {
     RequestKind kind{};
     sdk::ConversationId conversation = 0;
     sdk::MessageId message = 0;
     bool warm = false;  // kTransfer: the conversation stays ours until the answer
+    v1::Role peer = v1::ROLE_UNSPECIFIED;  // kSend, kBundle: with which participant
   };
 
   bool survivor() const { return options_.role == sdk::Role::kSurvivor; }
@@ -198,22 +210,35 @@ class Engine {
   // Survivor: the conversation passed to another counsellor; the old
   // session goes, a new one follows.
   void CounsellorChanged(Conversation& c);
+  // The participants the server reports (a supervisor joined or left).
+  void SupervisorPresence(Conversation& c, bool present);
+  // Asks for the keys of each participant this device starts a session with.
+  void StartSessions(Conversation& c);
+  static v1::Role MainPeer(v1::Role me) {
+    return me == v1::ROLE_SURVIVOR ? v1::ROLE_COUNSELLOR : v1::ROLE_SURVIVOR;
+  }
+  static PeerSession* FindPeer(Conversation& c, v1::Role role);
+  // The participants this device has sessions with, by its own place.
+  static void EnsurePeers(Conversation& c);
   sdk::Status CheckMine(sdk::ConversationId id, Conversation** out);
   void Failed(sdk::ConversationId conversation, sdk::MessageId message, sdk::Code code,
               std::string message_text);
 
   void SetState(Conversation& c, sdk::ConversationState state);
   void OpenOnServer(Conversation& c);
-  void RequestBundle(Conversation& c);
-  void StartInitiatorSession(Conversation& c, const v1::PrekeyBundle& bundle);
+  void RequestBundle(Conversation& c, v1::Role of);
+  void StartInitiatorSession(Conversation& c, v1::Role with, const v1::PrekeyBundle& bundle);
   // `quiet`: the envelope may be one shown before a restart (its seq is not
   // above the last): a failure to decrypt is then not reported.
-  void StartResponderSession(Conversation& c, const e2e::InitialMessage& initial,
+  void StartResponderSession(Conversation& c, v1::Role with, const e2e::InitialMessage& initial,
                              ByteView ratchet_message, bool quiet);
   // False if it did not decrypt (a duplicate already shown counts as true).
-  bool DecryptAndDeliver(Conversation& c, ByteView ratchet_message, bool quiet);
-  void EncryptUnsent(Conversation& c);
-  Status EncryptInto(Conversation& c, std::uint8_t kind, ByteView body, sdk::MessageId id);
+  bool DecryptAndDeliver(Conversation& c, v1::Role from, ByteView ratchet_message, bool quiet);
+  void EncryptUnsent(Conversation& c, PeerSession& p);
+  Status EncryptInto(PeerSession& p, std::uint8_t kind, ByteView body, sdk::MessageId id);
+  // To every participant with a session (the others keep text for theirs).
+  Status EncryptForAll(Conversation& c, std::uint8_t kind, ByteView body, sdk::MessageId id,
+                       bool keep_for_later);
   void SendOutbox(Conversation& c);
   void PublishPrekeys(std::size_t new_one_time);
   void Persist(const Conversation& c);

@@ -29,6 +29,7 @@ const char* ToString(ConversationState state) {
     case ConversationState::kClosedByCounsellor: return "closed by the counsellor";
     case ConversationState::kSurvivorLeftQuickly: return "left quickly";
     case ConversationState::kTransferred: return "transferred";
+    case ConversationState::kLeft: return "left (supervisor)";
   }
   return "unknown";
 }
