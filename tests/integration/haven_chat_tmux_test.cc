@@ -500,6 +500,30 @@ TEST_F(HavenChatTmux, CounsellorWorkflowTransferWrapUpAndSupervisor) {
       << panes();
   ASSERT_TRUE(shows(kSupervisor, "Counsellors online: 3")) << panes();
 
+  // The supervisor joins from the alert, visibly: the survivor is told, and
+  // the three of them talk, each message end-to-end encrypted per recipient.
+  ASSERT_TRUE(shows(kSupervisor, "SUPERVISOR ALERT", 5s, &screen)) << panes();
+  ASSERT_TRUE(std::regex_search(screen, m, std::regex(R"(Flagged: minor  \(conversation #(\d+)\))")))
+      << panes();
+  const std::string s_number = m[1].str();
+  tmux.Type(kSupervisor, "/join " + s_number);
+  ASSERT_TRUE(shows(kSupervisor, "You joined conversation #" + s_number + " as a supervisor"))
+      << panes();
+  ASSERT_TRUE(shows(kSurvivor, "A supervisor has joined the conversation to support your counsellor."))
+      << panes();
+  ASSERT_TRUE(shows(kCounsellorA, "A supervisor joined conversation #" + a_number)) << panes();
+  const std::string from_supervisor = "I am a supervisor, here to help too. teal-orchid-5521";
+  tmux.Type(kSupervisor, from_supervisor);
+  ASSERT_TRUE(shows(kSurvivor, "Supervisor: " + from_supervisor, 15s)) << panes();
+  ASSERT_TRUE(shows(kCounsellorA, "Supervisor: " + from_supervisor, 15s)) << panes();
+  const std::string to_both = "ok, thank you both plum-river-2290";
+  tmux.Type(kSurvivor, to_both);
+  ASSERT_TRUE(shows(kSupervisor, "Survivor: " + to_both, 15s)) << panes();
+  ASSERT_TRUE(shows(kCounsellorA, "Survivor: " + to_both, 15s)) << panes();
+  tmux.Type(kSupervisor, "/leave");
+  ASSERT_TRUE(shows(kSupervisor, "You left conversation #" + s_number)) << panes();
+  ASSERT_TRUE(shows(kSurvivor, "The supervisor has left the conversation.")) << panes();
+
   // A looks up B and offers a warm transfer with a handoff note.
   tmux.Type(kCounsellorA, "/colleagues");
   ASSERT_TRUE(shows(kCounsellorA, "Online now", 15s)) << panes();
