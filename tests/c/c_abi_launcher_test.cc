@@ -18,12 +18,15 @@ TEST(CAbi, EndToEndFromC) {
   ASSERT_NE(havend, nullptr);
   const std::string invitation = havend->Enrol();
   ASSERT_FALSE(invitation.empty());
+  const std::string supervisor_invitation = havend->Enrol("supervisor");
+  ASSERT_FALSE(supervisor_invitation.empty());
 
   ChildProcess child({HAVEN_C_TEST_PATH},
                      {{"HAVEN_TEST_HOST", "127.0.0.1"},
                       {"HAVEN_TEST_PORT", std::to_string(havend->port())},
                       {"HAVEN_TEST_SERVER_KEY", ToHex(havend->server_key())},
-                      {"HAVEN_TEST_INVITATION", invitation}});
+                      {"HAVEN_TEST_INVITATION", invitation},
+                      {"HAVEN_TEST_SUPERVISOR_INVITATION", supervisor_invitation}});
   ASSERT_TRUE(child.started());
   // The C program has its own per-step timeouts and a watchdog alarm; this
   // deadline only guards against the watchdog failing too.

@@ -66,6 +66,7 @@ typedef struct recorded_event {
   int state;
   uint64_t message;
   int error;
+  int sender;
   size_t text_len;
   char text[MAX_TEXT]; /* a copy: the SDK zeroes the original after the callback */
 } recorded_event;
@@ -110,6 +111,7 @@ static void on_event(void* user_data, const haven_event* e) {
     r->state = e->state;
     r->message = e->message;
     r->error = e->error;
+    r->sender = e->sender;
     r->text_len = e->text_len;
     if (e->text != NULL && e->text_len > 0) {
       const size_t n = e->text_len < MAX_TEXT - 1 ? e->text_len : MAX_TEXT - 1;
@@ -154,6 +156,7 @@ typedef struct event_match {
   uint64_t conversation;
   uint64_t message;
   const char* text;
+  int sender; /* 0: any */
 } event_match;
 
 static int matches(const recorded_event* r, const event_match* m) {
@@ -161,6 +164,7 @@ static int matches(const recorded_event* r, const event_match* m) {
   if (m->state != 0 && r->state != m->state) return 0;
   if (m->conversation != 0 && r->conversation != m->conversation) return 0;
   if (m->message != 0 && r->message != m->message) return 0;
+  if (m->sender != 0 && r->sender != m->sender) return 0;
   if (m->text != NULL &&
       (r->text_len != strlen(m->text) || memcmp(r->text, m->text, r->text_len) != 0)) {
     return 0;
@@ -236,6 +240,7 @@ typedef struct server_info {
   uint16_t port;
   uint8_t key[32];
   const char* invitation;
+  const char* supervisor_invitation;
 } server_info;
 
 static haven_client* new_client(const server_info* server, int role, int resumable,
@@ -293,7 +298,7 @@ static void check_invalid_arguments(const server_info* server) {
   CHECK(haven_last_error()[0] != '\0');
   EXPECT_STATUS(HAVEN_E_INVALID_ARGUMENT, haven_options_new(&options, 0));
   CHECK(options == NULL);
-  EXPECT_STATUS(HAVEN_E_INVALID_ARGUMENT, haven_options_new(&options, 3));
+  EXPECT_STATUS(HAVEN_E_INVALID_ARGUMENT, haven_options_new(&options, 4));
 
   EXPECT_OK(haven_options_new(&options, HAVEN_ROLE_SURVIVOR));
   EXPECT_STATUS(HAVEN_E_INVALID_ARGUMENT,
@@ -418,6 +423,7 @@ int main(void) {
   server.port = (uint16_t)strtoul(require_env("HAVEN_TEST_PORT"), NULL, 10);
   CHECK(decode_hex(require_env("HAVEN_TEST_SERVER_KEY"), server.key, sizeof server.key));
   server.invitation = require_env("HAVEN_TEST_INVITATION");
+  server.supervisor_invitation = require_env("HAVEN_TEST_SUPERVISOR_INVITATION");
 
   check_static_functions();
   check_invalid_arguments(&server);
@@ -505,6 +511,52 @@ int main(void) {
   CHECK(strcmp(survivor_number, counsellor_number) == 0);
   haven_string_free(survivor_number);
   haven_string_free(counsellor_number);
+
+  /* The workflow calls: bad arguments are refused before anything is sent. */
+  EXPECT_STATUS(HAVEN_E_INVALID_ARGUMENT, haven_set_presence(counsellor, 1, NULL, 2));
+  EXPECT_STATUS(HAVEN_E_INVALID_ARGUMENT, haven_block(counsellor, counsellor_conversation, 1, NULL));
+  EXPECT_STATUS(HAVEN_E_INVALID_ARGUMENT,
+                haven_transfer_to_colleague(counsellor, counsellor_conversation, NULL, 0, NULL));
+  EXPECT_STATUS(HAVEN_E_INVALID_ARGUMENT,
+                haven_send_resource_card(NULL, counsellor, counsellor_conversation, "x"));
+  EXPECT_STATUS(HAVEN_E_WRONG_ROLE, haven_flag(survivor, survivor_conversation, 1, 0));
+  EXPECT_STATUS(HAVEN_E_WRONG_ROLE, haven_join_conversation(counsellor, counsellor_conversation));
+  const char* const languages[] = {"en", "pt"};
+  EXPECT_OK(haven_set_presence(counsellor, 1, languages, 2));
+
+  /* A supervisor: alerted by a flag, it joins as a visible participant. */
+  static event_log supervisor_log;
+  event_log_init(&supervisor_log, "supervisor");
+  haven_client* supervisor = new_client(&server, HAVEN_ROLE_SUPERVISOR, 0, &supervisor_log);
+  EXPECT_OK(haven_redeem_invitation(supervisor, server.supervisor_invitation));
+  WAIT_EVENT(&supervisor_log, .type = HAVEN_EVENT_ENROLLED);
+  EXPECT_OK(haven_refresh_load(supervisor));
+  WAIT_EVENT(&supervisor_log, .type = HAVEN_EVENT_LOAD_CHANGED);
+  EXPECT_OK(haven_flag(counsellor, counsellor_conversation, 1, 0));
+  const recorded_event alert = WAIT_EVENT(&supervisor_log, .type = HAVEN_EVENT_SUPERVISOR_ALERT);
+  EXPECT_OK(haven_join_conversation(supervisor, alert.conversation));
+  WAIT_EVENT(&survivor_log, .type = HAVEN_EVENT_SUPERVISOR_JOINED,
+             .conversation = survivor_conversation);
+  WAIT_EVENT(&counsellor_log, .type = HAVEN_EVENT_SUPERVISOR_JOINED,
+             .conversation = counsellor_conversation);
+  WAIT_EVENT(&supervisor_log, .type = HAVEN_EVENT_CONVERSATION_CHANGED,
+             .state = HAVEN_CONVERSATION_ACTIVE, .conversation = alert.conversation);
+  static const char kFromSupervisor[] = "I am a supervisor; I am here to help as well.";
+  /* Sent once the survivor's session with it exists, so both copies go out now. */
+  WAIT_EVENT(&supervisor_log, .type = HAVEN_EVENT_SECURE_SESSION_READY,
+             .conversation = alert.conversation, .sender = HAVEN_ROLE_SURVIVOR);
+  send_text(supervisor, alert.conversation, kFromSupervisor, &message);
+  const recorded_event heard = WAIT_EVENT(&survivor_log, .type = HAVEN_EVENT_MESSAGE_RECEIVED,
+                                          .conversation = survivor_conversation,
+                                          .text = kFromSupervisor);
+  CHECK(heard.sender == HAVEN_ROLE_SUPERVISOR);
+  EXPECT_OK(haven_leave_conversation(supervisor, alert.conversation));
+  WAIT_EVENT(&supervisor_log, .type = HAVEN_EVENT_CONVERSATION_CHANGED,
+             .state = HAVEN_CONVERSATION_LEFT, .conversation = alert.conversation);
+  WAIT_EVENT(&survivor_log, .type = HAVEN_EVENT_SUPERVISOR_LEFT,
+             .conversation = survivor_conversation);
+  haven_client_free(supervisor);
+  event_log_destroy(&supervisor_log);
 
   /* Quick exit: immediate, final, idempotent. */
   const int64_t exit_start = now_ms();

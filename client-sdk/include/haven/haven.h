@@ -52,7 +52,7 @@ typedef enum haven_status {
 typedef enum haven_role {
   HAVEN_ROLE_SURVIVOR = 1,
   HAVEN_ROLE_COUNSELLOR = 2,
-  HAVEN_ROLE_SUPERVISOR = 3 /* as a message's sender; clients are created as 1 or 2 */
+  HAVEN_ROLE_SUPERVISOR = 3 /* a counsellor who also sees the load, is alerted and may join */
 } haven_role;
 
 typedef enum haven_connection_state {
@@ -201,6 +201,38 @@ HAVEN_EXPORT haven_status haven_close_conversation(haven_client* client, uint64_
 HAVEN_EXPORT haven_status haven_safety_number(char** out_number, haven_client* client,
                                               uint64_t conversation);
 HAVEN_EXPORT int haven_connection_state_of(const haven_client* client);
+
+/* Counsellor workflow (docs/sdk.md section 10). Each returns at once; the
+ * server's answer arrives as an event (a refusal as REQUEST_FAILED). Strings
+ * are NUL-terminated UTF-8, BORROWED for the call only. Added in 0.3. */
+/* presence: 1 available, 2 busy, 3 away; languages filter the queue (none: all). */
+HAVEN_EXPORT haven_status haven_set_presence(haven_client* client, int presence,
+                                             const char* const* languages,
+                                             size_t language_count);
+/* language may be NULL or "" (keep the conversation's). */
+HAVEN_EXPORT haven_status haven_transfer_to_queue(haven_client* client, uint64_t conversation,
+                                                  const char* language);
+/* colleague_id: 32 hex characters; handoff_note (warm only) may be NULL. */
+HAVEN_EXPORT haven_status haven_transfer_to_colleague(haven_client* client,
+                                                      uint64_t conversation,
+                                                      const char* colleague_id, int warm,
+                                                      const char* handoff_note);
+HAVEN_EXPORT haven_status haven_answer_transfer(haven_client* client, uint64_t conversation,
+                                                int accept);
+/* reason is sealed to the helpline key (haven_options_set_helpline_key). */
+HAVEN_EXPORT haven_status haven_block(haven_client* client, uint64_t conversation,
+                                      unsigned hours, const char* reason);
+HAVEN_EXPORT haven_status haven_flag(haven_client* client, uint64_t conversation, int high_risk,
+                                     int minor);
+HAVEN_EXPORT haven_status haven_send_resource_card(uint64_t* out_message, haven_client* client,
+                                                   uint64_t conversation,
+                                                   const char* referral_id);
+/* Supervisors (a client created with HAVEN_ROLE_SUPERVISOR). */
+HAVEN_EXPORT haven_status haven_refresh_load(haven_client* client);
+/* Join a conversation a counsellor holds (its id from SUPERVISOR_ALERT) as a
+ * visible participant; leave it again. */
+HAVEN_EXPORT haven_status haven_join_conversation(haven_client* client, uint64_t conversation);
+HAVEN_EXPORT haven_status haven_leave_conversation(haven_client* client, uint64_t conversation);
 
 /* Quick exit (quick-exit.md): any thread, any time, idempotent, never waits
  * on the network. NULL is a no-op. */

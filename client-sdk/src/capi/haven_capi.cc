@@ -225,6 +225,27 @@ void Dispatch(haven_event_fn fn, void* user_data, const haven_client* self,
   t_dispatching = previous;
 }
 
+// --- helpers of the workflow calls ---
+
+// A C string argument that may be NULL only where `optional` says so.
+bool CString(const char* s, bool optional, std::string_view* out) {
+  if (s == nullptr) {
+    *out = {};
+    return optional;
+  }
+  *out = s;
+  return true;
+}
+
+template <typename Call>
+haven_status WithClient(haven_client* client, Call call) {
+  return Guard([&] {
+    sdk::Client* c = nullptr;
+    if (const haven_status s = Live(client, &c); s != HAVEN_OK) return s;
+    return call(*c);
+  });
+}
+
 }  // namespace
 
 extern "C" {
@@ -233,8 +254,10 @@ haven_status haven_options_new(haven_options** out_options, int role) {
   return Guard([&] {
     if (out_options == nullptr) return Fail(HAVEN_E_INVALID_ARGUMENT, "out_options is NULL");
     *out_options = nullptr;
-    if (role != HAVEN_ROLE_SURVIVOR && role != HAVEN_ROLE_COUNSELLOR) {
-      return Fail(HAVEN_E_INVALID_ARGUMENT, "role must be HAVEN_ROLE_SURVIVOR or _COUNSELLOR");
+    if (role != HAVEN_ROLE_SURVIVOR && role != HAVEN_ROLE_COUNSELLOR &&
+        role != HAVEN_ROLE_SUPERVISOR) {
+      return Fail(HAVEN_E_INVALID_ARGUMENT,
+                  "role must be HAVEN_ROLE_SURVIVOR, _COUNSELLOR or _SUPERVISOR");
     }
     auto options = std::make_unique<haven_options>();
     options->role = static_cast<sdk::Role>(role);
@@ -537,6 +560,98 @@ haven_status haven_close_conversation(haven_client* client, uint64_t conversatio
     if (const haven_status s = Live(client, &c); s != HAVEN_OK) return s;
     return FromSdk(c->CloseConversation(conversation));
   });
+}
+
+// --- counsellor workflow and supervisors: thin calls into sdk::Client ---
+
+
+haven_status haven_set_presence(haven_client* client, int presence, const char* const* languages,
+                                size_t language_count) {
+  return WithClient(client, [&](sdk::Client& c) {
+    if (languages == nullptr && language_count != 0) {
+      return Fail(HAVEN_E_INVALID_ARGUMENT, "languages is NULL but language_count is not 0");
+    }
+    if (language_count > 20) return Fail(HAVEN_E_INVALID_ARGUMENT, "at most 20 languages");
+    std::vector<std::string> tags;
+    for (size_t i = 0; i < language_count; ++i) {
+      if (languages[i] == nullptr) return Fail(HAVEN_E_INVALID_ARGUMENT, "a language is NULL");
+      tags.emplace_back(languages[i]);
+    }
+    return FromSdk(c.SetPresence(static_cast<sdk::Presence>(presence), std::move(tags)));
+  });
+}
+
+haven_status haven_transfer_to_queue(haven_client* client, uint64_t conversation,
+                                     const char* language) {
+  return WithClient(client, [&](sdk::Client& c) {
+    std::string_view tag;
+    CString(language, /*optional=*/true, &tag);
+    return FromSdk(c.TransferToQueue(conversation, tag));
+  });
+}
+
+haven_status haven_transfer_to_colleague(haven_client* client, uint64_t conversation,
+                                         const char* colleague_id, int warm,
+                                         const char* handoff_note) {
+  return WithClient(client, [&](sdk::Client& c) {
+    std::string_view id, note;
+    if (!CString(colleague_id, false, &id)) {
+      return Fail(HAVEN_E_INVALID_ARGUMENT, "colleague_id is NULL");
+    }
+    CString(handoff_note, /*optional=*/true, &note);
+    return FromSdk(c.TransferToColleague(conversation, id, warm != 0, note));
+  });
+}
+
+haven_status haven_answer_transfer(haven_client* client, uint64_t conversation, int accept) {
+  return WithClient(client, [&](sdk::Client& c) {
+    return FromSdk(c.AnswerTransfer(conversation, accept != 0));
+  });
+}
+
+haven_status haven_block(haven_client* client, uint64_t conversation, unsigned hours,
+                         const char* reason) {
+  return WithClient(client, [&](sdk::Client& c) {
+    std::string_view why;
+    if (!CString(reason, false, &why)) return Fail(HAVEN_E_INVALID_ARGUMENT, "reason is NULL");
+    return FromSdk(c.Block(conversation, hours, why));
+  });
+}
+
+haven_status haven_flag(haven_client* client, uint64_t conversation, int high_risk, int minor) {
+  return WithClient(client, [&](sdk::Client& c) {
+    return FromSdk(c.Flag(conversation, high_risk != 0, minor != 0));
+  });
+}
+
+haven_status haven_send_resource_card(uint64_t* out_message, haven_client* client,
+                                      uint64_t conversation, const char* referral_id) {
+  if (out_message != nullptr) *out_message = 0;
+  return WithClient(client, [&](sdk::Client& c) {
+    std::string_view id;
+    if (out_message == nullptr) return Fail(HAVEN_E_INVALID_ARGUMENT, "out_message is NULL");
+    if (!CString(referral_id, false, &id)) {
+      return Fail(HAVEN_E_INVALID_ARGUMENT, "referral_id is NULL");
+    }
+    sdk::MessageId m = 0;
+    const sdk::Status st = c.SendResourceCard(conversation, id, &m);
+    if (st.ok()) *out_message = m;
+    return FromSdk(st);
+  });
+}
+
+haven_status haven_refresh_load(haven_client* client) {
+  return WithClient(client, [&](sdk::Client& c) { return FromSdk(c.RefreshLoad()); });
+}
+
+haven_status haven_join_conversation(haven_client* client, uint64_t conversation) {
+  return WithClient(client,
+                    [&](sdk::Client& c) { return FromSdk(c.JoinConversation(conversation)); });
+}
+
+haven_status haven_leave_conversation(haven_client* client, uint64_t conversation) {
+  return WithClient(client,
+                    [&](sdk::Client& c) { return FromSdk(c.LeaveConversation(conversation)); });
 }
 
 haven_status haven_safety_number(char** out_number, haven_client* client,
