@@ -121,6 +121,9 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     // conversation yet: nothing is delivered to it, and the survivor gets
     // no prekey bundle (it retries), until ConversationClaimed has gone out.
     bool claim_pending = false;
+    // A transfer is being written: it is carried out (and anyone told) only
+    // once committed, and no other move of the conversation starts meanwhile.
+    bool move_pending = false;
     bool has_wrapup = false;  // one wrap-up per conversation
     std::uint32_t next_counter = 1;
     std::deque<Envelope> to_survivor;
@@ -1367,7 +1370,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       return Fail(ps, rid, v1::ERROR_CODE_NOT_FOUND, "no such conversation");
     }
     Conversation& c = it->second;
-    if (!IsClaimed(c.rec.state) || c.claim_pending) {
+    if (!IsClaimed(c.rec.state) || c.claim_pending || c.move_pending) {
       return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE,
                   "a supervisor joins a conversation a counsellor holds");
     }
@@ -1437,6 +1440,10 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     if (!IsClaimed(c->rec.state)) {
       return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "conversation not active");
     }
+    if (c->move_pending) {
+      return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE,
+                  "a transfer of this conversation is being stored; retry");
+    }
     if (req.sealed_handoff().size() > limits.max_envelope_bytes) {
       return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
                   "the handoff note is larger than relay.max_envelope_bytes");
@@ -1451,10 +1458,19 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
         return Fail(ps, rid, v1::ERROR_CODE_INVALID_ARGUMENT,
                     "to the queue: a language tag (or none); warm transfers name a colleague");
       }
-      AuditEvent(v1::AuditRecord::KIND_TRANSFERRED, *c, from,
-                 [&](v1::AuditRecord& a) { a.set_target_language(req.language()); });
-      Requeue(*c, req.language());
-      return Done(ps, rid);
+      ConversationRecord next = c->rec;
+      next.counsellor_id.reset();
+      next.supervisor_id.reset();
+      next.state = v1::CONVERSATION_STATE_QUEUED;
+      if (!req.language().empty()) next.language = req.language();
+      ++next.counsellor_epoch;
+      return CommitMove(*c, ps.peer, rid, from, next,
+                        [from, language = req.language()](Impl& self, Conversation& conv) {
+                          self.AuditEvent(v1::AuditRecord::KIND_TRANSFERRED, conv, from,
+                                          [&](v1::AuditRecord& a) { a.set_target_language(language); });
+                          self.Requeue(conv, language);
+                          return true;
+                        });
     }
     auto to = ParseId(req.counsellor_id());
     const CounsellorRecord* target = to ? CounsellorById(*to) : nullptr;
@@ -1479,10 +1495,68 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
                  [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes(*to)); });
       return Done(ps, rid);
     }
-    AuditEvent(v1::AuditRecord::KIND_TRANSFERRED, *c, from,
-               [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes(*to)); });
-    Reassign(*c, *to);
-    Done(ps, rid);
+    CommitMove(*c, ps.peer, rid, from, Reassigned(c->rec, *to),
+               [from, to = *to](Impl& self, Conversation& conv) {
+                 if (self.ActiveCount(to) >= self.options.max_active_per_counsellor) return false;
+                 self.AuditEvent(v1::AuditRecord::KIND_TRANSFERRED, conv, from,
+                                 [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes(to)); });
+                 self.Reassign(conv, to);
+                 return true;
+               });
+  }
+
+  static ConversationRecord Reassigned(ConversationRecord rec, const CounsellorId& to) {
+    rec.counsellor_id = to;
+    rec.supervisor_id.reset();
+    ++rec.counsellor_epoch;
+    return rec;
+  }
+
+  // Writes a move of `c` away from `holder` (as `next`), then, once it is
+  // committed and if `c` is still held by `holder`, carries it out with
+  // `apply` and answers Done: nobody hears of a move that a restart would
+  // undo. If `apply` returns false, or the conversation ended or moved
+  // meanwhile (a close, a block or a quick exit: its own later write stands),
+  // the caller is refused and the record is written back as it is now.
+  template <typename Apply>
+  void CommitMove(Conversation& c, const std::shared_ptr<Peer>& peer, std::uint64_t rid,
+                  const CounsellorId& holder, ConversationRecord next, Apply apply,
+                  std::function<void(Impl&, Conversation*)> refused = {}) {
+    if (c.move_pending) {
+      if (refused) refused(*this, &c);
+      if (PeerState* live = Live(peer)) {
+        Fail(*live, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE,
+             "a transfer of this conversation is being stored; retry");
+      }
+      return;
+    }
+    c.move_pending = true;
+    Store([next](ServerStore& st) { return st.UpdateRouting(next); },
+          [peer, rid, id = c.rec.id, holder, apply, refused](Impl& self, const Status& st) {
+            auto it = self.conversations.find(id);
+            Conversation* conv = it == self.conversations.end() ? nullptr : &it->second;
+            if (conv) conv->move_pending = false;
+            PeerState* live = self.Live(peer);
+            if (!st.ok()) {
+              if (refused) refused(self, conv);
+              if (live) {
+                Fail(*live, rid, v1::ERROR_CODE_STORAGE_UNAVAILABLE,
+                     "could not store the transfer; nothing changed; retry");
+              }
+              return;
+            }
+            if (conv && IsClaimed(conv->rec.state) && conv->rec.counsellor_id == holder &&
+                apply(self, *conv)) {
+              if (live) Done(*live, rid);
+              return;
+            }
+            if (conv) self.PersistRouting(*conv);  // what memory says, over `next`
+            if (refused) refused(self, conv);
+            if (live) {
+              Fail(*live, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE,
+                   "the conversation ended or moved on meanwhile");
+            }
+          });
   }
 
   void AnswerTransfer(PeerState& ps, std::uint64_t rid, const v1::AnswerTransfer& req) {
@@ -1500,11 +1574,36 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
                   "you have as many active conversations as the helpline allows");
     }
     c.offer.reset();
-    const bool accepted = req.accept() && IsClaimed(c.rec.state) && c.rec.counsellor_id == offer.from;
+    if (!req.accept() || !IsClaimed(c.rec.state) || c.rec.counsellor_id != offer.from) {
+      Answered(c, offer, false);
+      if (req.accept()) {
+        return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "the conversation has moved on");
+      }
+      return Done(ps, rid);
+    }
+    CommitMove(
+        c, ps.peer, rid, offer.from, Reassigned(c.rec, offer.to),
+        [offer](Impl& self, Conversation& conv) {
+          self.Reassign(conv, offer.to);
+          self.Answered(conv, offer, true);
+          return true;
+        },
+        [offer](Impl& self, Conversation* conv) {
+          // Not carried out: the offer stands if the conversation still does.
+          if (conv && !conv->offer && IsClaimed(conv->rec.state) &&
+              conv->rec.counsellor_id == offer.from) {
+            conv->offer = offer;
+          } else if (conv) {
+            self.Answered(*conv, offer, false);
+          }
+        });
+  }
+
+  // Records a warm offer's answer and tells the offering counsellor.
+  void Answered(const Conversation& c, const Offer& offer, bool accepted) {
     AuditEvent(accepted ? v1::AuditRecord::KIND_TRANSFER_ACCEPTED
                         : v1::AuditRecord::KIND_TRANSFER_DECLINED,
                c, offer.to, [&](v1::AuditRecord& a) { a.set_target_counsellor_id(IdBytes(offer.to)); });
-    if (accepted) Reassign(c, offer.to);
     auto origin = counsellors_online.find(offer.from);
     if (origin != counsellors_online.end()) {
       v1::Event e;
@@ -1512,10 +1611,6 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       e.mutable_transfer_answered()->set_accepted(accepted);
       SendEvent(origin->second, std::move(e));
     }
-    if (req.accept() && !accepted) {
-      return Fail(ps, rid, v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE, "the conversation has moved on");
-    }
-    Done(ps, rid);
   }
 
   void Block(PeerState& ps, std::uint64_t rid, const v1::BlockContact& req) {

@@ -308,5 +308,79 @@ TEST_F(RelayUnitTest, AckCoversOnlyWhatWasDelivered) {
   EXPECT_EQ(got->event().envelope().ciphertext(), "still-delivered");
 }
 
+TEST_F(RelayUnitTest, ATransferIsAnsweredAndAnnouncedOnlyOnceCommitted) {
+  std::promise<void> release = HoldStorage();
+  v1::Frame transfer;
+  transfer.set_request_id(3000);
+  transfer.mutable_request()->mutable_transfer_conversation()->set_conversation_id(id_);
+  transfer.mutable_request()->mutable_transfer_conversation()->set_language("es");
+  relay_->Request(counsellor_, transfer);
+  auto is_answer = [](std::uint64_t id) {
+    return [id](const v1::Frame& f) { return f.has_response() && f.request_id() == id; };
+  };
+  auto is_change = [](const v1::Frame& f) {
+    return f.has_event() && f.event().has_conversation_changed();
+  };
+  ASSERT_TRUE(survivor_->Wait(is_change).has_value());  // the claim's, from SetUp
+  // While the database holds still: no answer, nobody told, and a second
+  // move of the same conversation waits its turn.
+  EXPECT_FALSE(counsellor_->Wait(is_answer(3000), 300ms).has_value());
+  EXPECT_FALSE(survivor_->Wait(is_change, 50ms).has_value());
+  transfer.set_request_id(3001);
+  relay_->Request(counsellor_, transfer);
+  auto second = counsellor_->Wait(is_answer(3001));
+  ASSERT_TRUE(second.has_value());
+  ASSERT_TRUE(second->response().has_error());
+  EXPECT_EQ(second->response().error().code(), v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE);
+
+  release.set_value();
+  auto done = counsellor_->Wait(is_answer(3000));
+  ASSERT_TRUE(done.has_value());
+  EXPECT_TRUE(done->response().has_done());
+  auto change = survivor_->Wait(is_change);
+  ASSERT_TRUE(change.has_value());
+  const auto& summary = change->event().conversation_changed().conversation();
+  EXPECT_EQ(summary.state(), v1::CONVERSATION_STATE_QUEUED);
+  EXPECT_EQ(summary.counsellor_epoch(), 1u);
+  EXPECT_EQ(summary.language(), "es");
+  // And the database says the same.
+  Drain();
+  auto store = ServerStore::Open((dir_ / "haven.db").string(), key_.view(), false);
+  ASSERT_TRUE(store.ok());
+  auto state = (*store)->Load();
+  ASSERT_TRUE(state.ok());
+  ASSERT_EQ(state->conversations.size(), 1u);
+  EXPECT_EQ(state->conversations[0].state, v1::CONVERSATION_STATE_QUEUED);
+  EXPECT_FALSE(state->conversations[0].counsellor_id.has_value());
+  EXPECT_EQ(state->conversations[0].counsellor_epoch, 1u);
+}
+
+TEST_F(RelayUnitTest, ATransferRacingACloseLeavesTheClose) {
+  std::promise<void> release = HoldStorage();
+  v1::Frame transfer;
+  transfer.set_request_id(4000);
+  transfer.mutable_request()->mutable_transfer_conversation()->set_conversation_id(id_);
+  relay_->Request(counsellor_, transfer);
+  v1::Frame close;
+  close.set_request_id(4001);
+  close.mutable_request()->mutable_close_conversation()->set_conversation_id(id_);
+  relay_->Request(survivor_, close);
+  release.set_value();
+  auto answer = counsellor_->Wait(
+      [](const v1::Frame& f) { return f.has_response() && f.request_id() == 4000; });
+  ASSERT_TRUE(answer.has_value());
+  ASSERT_TRUE(answer->response().has_error());
+  EXPECT_EQ(answer->response().error().code(), v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE);
+  Drain();
+  auto store = ServerStore::Open((dir_ / "haven.db").string(), key_.view(), false);
+  ASSERT_TRUE(store.ok());
+  auto state = (*store)->Load();
+  ASSERT_TRUE(state.ok());
+  ASSERT_EQ(state->conversations.size(), 1u);
+  EXPECT_EQ(state->conversations[0].state, v1::CONVERSATION_STATE_CLOSED_BY_SURVIVOR);
+  EXPECT_TRUE(state->conversations[0].counsellor_id.has_value()) << "the transfer's write stood";
+  EXPECT_EQ(state->conversations[0].counsellor_epoch, 0u);
+}
+
 }  // namespace
 }  // namespace haven::server
