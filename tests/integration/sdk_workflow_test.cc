@@ -639,5 +639,52 @@ TEST_F(SdkWorkflowTest, ASupervisorJoinsOnlyAHeldConversationAndATransferEndsIts
             Code::kWrongState);
 }
 
+TEST_F(SdkWorkflowTest, ASupervisorStaysJoinedAcrossAServerRestartAndMessagesWaitForIt) {
+  auto supervisor = Staff("supervisor");
+  auto a = Staff();
+  sdk::ConversationId at_survivor = 0;
+  auto survivor = Survivor("en", std::nullopt, &at_survivor);
+  const sdk::ConversationId at_a = ClaimAndSecure(*a, *survivor);
+  ASSERT_NE(at_a, 0u);
+  ASSERT_TRUE((*a)->Flag(at_a, true, false).ok());
+  auto alert = supervisor->WaitType(EventType::kSupervisorAlert);
+  ASSERT_TRUE(alert.has_value());
+  const sdk::ConversationId at_sup = alert->conversation;
+  ASSERT_TRUE((*supervisor)->JoinConversation(at_sup).ok());
+  for (sdk::Role with : {sdk::Role::kSurvivor, sdk::Role::kCounsellor}) {
+    ASSERT_TRUE(supervisor->WaitFor([&](const Recorded& r) {
+      return r.type == EventType::kSecureSessionReady && r.sender == with;
+    }).has_value()) << Trace(*supervisor);
+  }
+
+  // havend dies; the supervisor is away when it comes back, and the
+  // survivor writes meanwhile: the copy for the supervisor is stored for it.
+  server_->Kill();
+  supervisor->Destroy();
+  ASSERT_TRUE(server_->Restart());
+  sdk::MessageId m = 0;
+  ASSERT_TRUE((*survivor)->Send(at_survivor, "while the supervisor was away", &m).ok());
+  EXPECT_TRUE(Said(*a, "while the supervisor was away", sdk::Role::kSurvivor, 10s));
+  EXPECT_TRUE(survivor->WaitFor([&](const Recorded& r) {
+    return r.type == EventType::kMessageSent && r.message == m;
+  }, 10s).has_value());
+  std::vector<sdk::ConversationInfo> infos;
+  ASSERT_TRUE((*survivor)->Conversations(&infos).ok());
+  ASSERT_EQ(infos.size(), 1u);
+  EXPECT_TRUE(infos[0].supervisor_present) << "the join did not survive the restart";
+  // Its copy waits in the database, for the supervisor, from the survivor.
+  auto store = OpenServerDatabase(*server_);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::int64_t waiting = 0;
+  for (int i = 0; i < 100 && waiting == 0; ++i) {
+    auto n = (*store)->db().QueryInt(
+        "SELECT COUNT(*) FROM envelopes WHERE recipient = 3 AND sender = 1");
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    waiting = *n;
+    if (waiting == 0) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(waiting, 1);
+}
+
 }  // namespace
 }  // namespace haven::testing

@@ -814,13 +814,15 @@ void Engine::HandleSession(const v1::SessionInfo& info) {
     }
     c->epoch = s.counsellor_epoch();
     SupervisorPresence(*c, s.supervisor_present());
-    SetState(*c, FromWire(s.state()));
+    if (c->me != v1::ROLE_SUPERVISOR || !Ended(c->state)) SetState(*c, FromWire(s.state()));
   }
   for (auto& [id, c] : conversations_) {
     if (!c.server_id.empty() && !listed.count(c.server_id) && !Ended(c.state)) {
-      // Closed while this client was away (docs/protocol.md 14.6).
-      SetState(c, survivor() ? ConversationState::kClosedByCounsellor
-                             : ConversationState::kClosedBySurvivor);
+      // Closed while this client was away (docs/protocol.md 14.6), or, for
+      // a supervisor, no longer joined.
+      SetState(c, survivor()                        ? ConversationState::kClosedByCounsellor
+                  : c.me == v1::ROLE_SUPERVISOR ? ConversationState::kLeft
+                                                : ConversationState::kClosedBySurvivor);
     }
   }
   for (auto& [id, c] : conversations_) {
