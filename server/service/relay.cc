@@ -966,6 +966,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
     if (ps) Done(*ps, rid);
     if (before == v1::CONVERSATION_STATE_QUEUED) {
       BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, c);
+      if (NeverClaimed(c)) return PurgeWithdrawn(cit);
     }
     const bool by_counsellor = c.rec.state == v1::CONVERSATION_STATE_CLOSED_BY_COUNSELLOR;
     NotifyChanged(by_counsellor ? SurvivorPeer(c) : CounsellorPeer(c), c);
@@ -1000,6 +1001,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       return Fail(ps, rid, v1::ERROR_CODE_PERMISSION_DENIED, "quick exit is for survivors");
     }
     const std::int64_t today = DayNumber(now());
+    std::vector<ConversationId> withdrawn;
     for (auto& [id, c] : conversations) {
       if (c.rec.survivor_key != ps.key) continue;
       if (IsClosed(c.rec.state)) {
@@ -1022,10 +1024,12 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       }
       if (before == v1::CONVERSATION_STATE_QUEUED) {
         BroadcastQueue(v1::QueueChanged::KIND_WITHDRAWN, c);
+        if (NeverClaimed(c) && c.persisted) withdrawn.push_back(id);
       } else {
         NotifyStaff(c);
       }
     }
+    for (const ConversationId& id : withdrawn) PurgeWithdrawn(conversations.find(id));
     // Revoke: this connection goes now, with whatever was queued toward it.
     auto slot = survivors_online.find(ps.key);
     if (slot != survivors_online.end() && slot->second == ps.peer) survivors_online.erase(slot);
@@ -1160,6 +1164,22 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       }
     }
     Reply(ps, rid, std::move(r));
+  }
+
+  // Queued and never claimed (no transfer ever brought it back to the queue):
+  // no counsellor saw more than the queue entry, no envelope or wrap-up exists.
+  static bool NeverClaimed(const Conversation& c) {
+    return c.rec.counsellor_epoch == 0 && !c.rec.counsellor_id;
+  }
+
+  // A conversation withdrawn before any claim is deleted at once, intake and
+  // all, instead of being kept for the retention period: nothing of it is
+  // needed, and an anonymous client opening and withdrawing in a loop must
+  // not grow havend's memory and database (docs/hostile-clients.md).
+  void PurgeWithdrawn(std::map<ConversationId, Conversation>::iterator it) {
+    if (it == conversations.end()) return;
+    Store([id = it->first](ServerStore& st) { return st.DeleteConversation(id); }, nullptr);
+    conversations.erase(it);
   }
 
   // Empties an outbox: unwritten envelopes never will be, delivered ones

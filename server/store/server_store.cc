@@ -366,6 +366,15 @@ Status ServerStore::DeleteEnvelopesFor(const ConversationId& id, Side recipient)
   return stmt->Step().status();
 }
 
+Status ServerStore::DeleteConversation(const ConversationId& id) {
+  HAVEN_RETURN_IF_ERROR(DeleteEnvelopesFor(id, Side::kSurvivor));
+  HAVEN_RETURN_IF_ERROR(DeleteEnvelopesFor(id, Side::kCounsellor));
+  HAVEN_RETURN_IF_ERROR(DeleteEnvelopesFor(id, Side::kSupervisor));
+  HAVEN_ASSIGN_OR_RETURN(auto stmt, db_->Prepare("DELETE FROM conversations WHERE id = ?"));
+  HAVEN_RETURN_IF_ERROR(stmt.BindBlob(1, id));
+  return stmt.Step().status();
+}
+
 Status ServerStore::CreateInvitation(ByteView code_hash, int role, std::int64_t expires_at) {
   HAVEN_ASSIGN_OR_RETURN(
       auto stmt, db_->Prepare("INSERT INTO invitations (code_hash, role, expires_at) VALUES (?, ?, ?)"));

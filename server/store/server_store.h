@@ -152,6 +152,9 @@ class ServerStore {
   Status DeleteEnvelope(const ConversationId& id, std::uint64_t seq);
   // Deletes every envelope queued for the survivor of a conversation.
   Status DeleteEnvelopesFor(const ConversationId& id, Side recipient);
+  // Deletes a conversation and its envelopes now (one withdrawn before any
+  // counsellor claimed it: nothing of it is needed any more).
+  Status DeleteConversation(const ConversationId& id);
 
   // Sets the identity (if given), replaces the signed prekey (if given) and
   // adds one-time prekeys, in one savepoint of the caller's batch.

@@ -580,9 +580,12 @@ TEST_F(AdminStatsTest, PrintsOnlyCountsThatMatchTheDatabase) {
   const std::string marker = "stats-ciphertext-marker-";
   Pair p = WithWaitingEnvelopes(3, marker);
   ASSERT_FALSE(p.id.empty());
-  // A second conversation, closed while queued.
+  // A second conversation, claimed by a second counsellor, then closed (one
+  // closed while still queued would be deleted at once).
   auto other = Survivor();
   const std::string closed_id = other->OpenId();
+  auto second = Counsellor();
+  ASSERT_TRUE(second->Claim(closed_id)->has_conversation_claimed());
   ASSERT_TRUE(other->Close(closed_id)->has_done());
   // An invitation not yet used.
   ASSERT_FALSE(server_->Enrol().empty());
@@ -590,7 +593,7 @@ TEST_F(AdminStatsTest, PrintsOnlyCountsThatMatchTheDatabase) {
   const HavendRun run = server_->Admin({"stats"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(run.output,
-            "counsellors 1\ninvitations 1\nconversations_open 1\nconversations_closed 1\n"
+            "counsellors 2\ninvitations 1\nconversations_open 1\nconversations_closed 1\n"
             "envelopes_waiting 3\n");
   // What the database says, whatever the code above did.
   EXPECT_EQ(run.output, CountsText(CountsNow()));
@@ -756,9 +759,8 @@ using AdminPurgeTest = AdminServerTest;
 
 TEST_F(AdminPurgeTest, RefusesWhileHavendRuns) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
-  auto s = Survivor();
-  const std::string id = s->OpenId();
-  ASSERT_TRUE(s->Close(id)->has_done());
+  Pair p = WithWaitingEnvelopes(0, "");
+  ASSERT_TRUE(p.survivor->Close(p.id)->has_done());
   const std::string config = (server_->data_dir().parent_path() / "purge-now.toml").string();
   std::ofstream(config) << "[retention]\nclosed_conversation_days = 0\n";
 

@@ -100,15 +100,20 @@ class StorageTest : public ::testing::Test {
     auto claimed = counsellor_->Claim(id_);
     ASSERT_TRUE(claimed.ok() && claimed->has_conversation_claimed())
         << RelayClient::Describe(claimed);
+    // A second conversation, claimed and then closed by its survivor (one
+    // closed while still queued is deleted at once and keeps no closed_day).
+    auto other = std::make_unique<RelayClient>(*server_);
+    ASSERT_TRUE(other->Connect());
+    const std::string closed = other->OpenId();
+    auto claimed_other = counsellor_->Claim(closed);
+    ASSERT_TRUE(claimed_other.ok() && claimed_other->has_conversation_claimed())
+        << RelayClient::Describe(claimed_other);
     counsellor_->Disconnect();
     for (int i = 0; i < 3; ++i) {
       // EnvelopeAccepted: committed to the database.
       auto sent = survivor_->Send(id_, std::string(kCiphertextMarker) + "-" + std::to_string(i));
       ASSERT_TRUE(sent.ok() && sent->has_envelope_accepted()) << RelayClient::Describe(sent);
     }
-    auto other = std::make_unique<RelayClient>(*server_);
-    ASSERT_TRUE(other->Connect());
-    const std::string closed = other->OpenId();
     auto done = other->Close(closed);
     ASSERT_TRUE(done.ok() && done->has_done()) << RelayClient::Describe(done);
   }
