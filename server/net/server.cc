@@ -8,6 +8,8 @@
 #include <deque>
 #include <list>
 #include <mutex>
+#include <new>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -154,7 +156,12 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         throttled_ = false;
         if (closing_) break;
-        HandleMessage(decoder_.message());
+        try {
+          HandleMessage(decoder_.message());
+        } catch (const std::bad_alloc&) {  // no secure memory for this handshake
+          ForceClose();
+          co_return;
+        }
         decoder_.Pop();
       }
     }
@@ -392,12 +399,27 @@ struct Server::Impl {
       }
       boost::system::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      auto protocol = ConnectionProtocol::Create(shared.server_key);
-      if (!protocol.ok()) {
-        LogError("cannot create a Noise responder: " + protocol.status().ToString());
+      // Key material lives in sodium_malloc'd pages (guard pages, mlock), about
+      // eight memory mappings per connection. When the system will map no
+      // more (vm.max_map_count) this throws: refuse this one connection, as
+      // an escaped exception would end the accept loop and every later one.
+      std::optional<Result<ConnectionProtocol>> protocol;
+      try {
+        protocol.emplace(ConnectionProtocol::Create(shared.server_key));
+      } catch (const std::bad_alloc&) {
+        // Logged at the 1st, 2nd, 4th, 8th... refusal: a flood must not flood the log.
+        const std::uint64_t n = ++refused_no_secure_memory;
+        if ((n & (n - 1)) == 0) {
+          LogWarning("connections refused for lack of secure memory (raise vm.max_map_count "
+                     "or lower limits.max_connections): " + std::to_string(n));
+        }
         continue;
       }
-      auto session = std::make_shared<Session>(std::move(socket), shared, std::move(protocol).value());
+      if (!protocol->ok()) {
+        LogError("cannot create a Noise responder: " + protocol->status().ToString());
+        continue;
+      }
+      auto session = std::make_shared<Session>(std::move(socket), shared, std::move(*protocol).value());
       std::list<std::weak_ptr<Session>>::iterator entry;
       {
         std::lock_guard lock(shared.mu);
@@ -448,6 +470,7 @@ struct Server::Impl {
   }
 
   Config config;
+  std::uint64_t refused_no_secure_memory = 0;  // on the acceptor's strand
   Shared shared;  // outlives io: sessions destroyed with io still use it
   asio::io_context io;
   tcp::acceptor acceptor;
