@@ -165,7 +165,10 @@ class HostileTest : public ::testing::Test {
 
   // Starts havend and the healthy pair, lets the pair talk through a quiet
   // phase, then marks the attack as begun.
-  void Start(const Settings& settings = Defaults(), std::chrono::milliseconds pace = 5ms) {
+  // `pair_sees_no_queue`: the pair's counsellor filters the queue to a
+  // language nobody uses (for floods of queue events aimed at another client).
+  void Start(const Settings& settings = Defaults(), std::chrono::milliseconds pace = 5ms,
+             bool pair_sees_no_queue = false) {
     server_ = HavendProcess::Start(settings.Toml());
     ASSERT_NE(server_, nullptr);
     auto counsellor = Counsellor();
@@ -173,6 +176,12 @@ class HostileTest : public ::testing::Test {
     const std::string id = survivor->OpenId();
     auto claimed = counsellor->Claim(id);
     ASSERT_TRUE(claimed.ok() && claimed->has_conversation_claimed()) << RelayClient::Describe(claimed);
+    if (pair_sees_no_queue) {
+      v1::Request presence;
+      presence.mutable_set_presence()->set_presence(v1::PRESENCE_AVAILABLE);
+      presence.mutable_set_presence()->add_languages("zz");
+      ASSERT_TRUE(counsellor->Ask(presence)->has_done());
+    }
     pair_id_ = id;
     pair_survivor_key_ = ToHex(survivor->key());
     pair_ = std::make_unique<HealthyPair>(std::move(survivor), std::move(counsellor), id, pace);
@@ -240,6 +249,13 @@ class HostileTest : public ::testing::Test {
     EXPECT_FALSE(Contains(log, pair_id_)) << log;
     EXPECT_FALSE(Contains(log, pair_survivor_key_)) << log;
     EXPECT_FALSE(Contains(log, HealthyPair::kMarker)) << log;
+    // No client address either: 127.0.0.1 appears once, in "listening on".
+    std::size_t addresses = 0;
+    for (std::size_t at = log.find("127.0.0.1"); at != std::string::npos;
+         at = log.find("127.0.0.1", at + 1)) {
+      ++addresses;
+    }
+    EXPECT_EQ(addresses, 1u) << log;
   }
 
   // Nothing an attacker received mentions the pair.
@@ -451,27 +467,45 @@ class HalfOpenSockets {
   std::vector<int> fds_;
 };
 
+// Waits until at most `limit` of `sockets` are still open (connections not
+// yet accepted count as open: the kernel holds them); returns the count.
+int WaitUntilAtMost(const HalfOpenSockets& sockets, int limit, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  int open = sockets.StillOpen();
+  while (open > limit && Clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+    open = sockets.StillOpen();
+  }
+  return open;
+}
+
+double SecondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
 TEST_F(HostileTest, HalfOpenConnectionsBeyondTheCapAreShedAtOnce) {
+  // A long handshake deadline, so that shedding (at accept) and expiry (at
+  // the deadline) cannot be confused even when havend accepts slowly.
   ASSERT_NO_FATAL_FAILURE(Start(Defaults()
                                     .Set("limits", "max_connections", "1024")
-                                    .Set("limits", "handshake_timeout_ms", "2000")));
+                                    .Set("limits", "handshake_timeout_ms", "5000")));
   const int n = Scaled(10000);
   const auto start = Clock::now();
   HalfOpenSockets sockets(server_->port(), n);
-  const double connect_s = std::chrono::duration<double>(Clock::now() - start).count();
+  const double connect_s = SecondsSince(start);
   ASSERT_EQ(sockets.size(), n) << "could not open every connection";
-  std::this_thread::sleep_for(300ms);
-  const int open = sockets.StillOpen();
-  std::printf("[hostile] %d half-open connections in %.2f s; %d still held by havend\n", n,
-              connect_s, open);
   // The cap counts every connection, the pair's two and the probe included.
-  EXPECT_LE(open, 1024);
-  if (n > 1100) {
+  const int open = WaitUntilAtMost(sockets, 1024, 4000ms);
+  const double shed_s = SecondsSince(start);
+  std::printf("[hostile] %d half-open connections in %.2f s; %d still held %.2f s after the "
+              "first\n", n, connect_s, open, shed_s);
+  EXPECT_LE(open, 1024) << "the connection cap did not hold";
+  if (n > 1100 && shed_s < 4.5) {
     EXPECT_GE(open, 900) << "connections under the cap should wait for the deadline";
   }
   // At the handshake deadline, every one of them is gone.
-  std::this_thread::sleep_for(2500ms);
-  EXPECT_EQ(sockets.StillOpen(), 0);
+  EXPECT_EQ(WaitUntilAtMost(sockets, 0, 8000ms), 0) << "half-open connections outlived the deadline";
+  std::printf("[hostile] all closed %.2f s after the first\n", SecondsSince(start));
 }
 
 TEST_F(HostileTest, HalfOpenConnectionsUpToARaisedCapAreHeldThenExpire) {
@@ -484,21 +518,21 @@ TEST_F(HostileTest, HalfOpenConnectionsUpToARaisedCapAreHeldThenExpire) {
   const long rss_before = RssKb(server_->pid());
   const auto start = Clock::now();
   HalfOpenSockets sockets(server_->port(), n);
-  const double connect_s = std::chrono::duration<double>(Clock::now() - start).count();
+  const double connect_s = SecondsSince(start);
   ASSERT_EQ(sockets.size(), n) << "could not open every connection";
-  std::this_thread::sleep_for(200ms);
+  std::this_thread::sleep_for(1000ms);
   const long rss_held = RssKb(server_->pid());
   const int open = sockets.StillOpen();
-  std::printf("[hostile] %d half-open connections held (%.2f s to open); havend RSS %ld -> %ld kB "
-              "(%.1f kB per connection)\n",
-              open, connect_s, rss_before, rss_held,
-              static_cast<double>(rss_held - rss_before) / std::max(1, open));
+  std::printf("[hostile] %d of %d half-open connections held 1 s after opening them (%.2f s to "
+              "open); havend RSS %ld -> %ld kB\n",
+              open, n, connect_s, rss_before, rss_held);
   // Each connection costs havend about eight memory mappings of secure
   // memory; past vm.max_map_count (65530 here: about 8,000 connections) it
   // refuses further ones at once rather than fail (server.cc AcceptLoop).
   EXPECT_GE(open, std::min(n, 5000)) << "far fewer held than the cap allows";
-  std::this_thread::sleep_for(3500ms);
-  EXPECT_EQ(sockets.StillOpen(), 0) << "half-open connections outlived the handshake deadline";
+  EXPECT_EQ(WaitUntilAtMost(sockets, 0, 12000ms), 0)
+      << "half-open connections outlived the handshake deadline";
+  std::printf("[hostile] all closed %.2f s after the first\n", SecondsSince(start));
 }
 
 TEST_F(HostileTest, ConnectionFloodFromOneClientLeavesTheHealthyPairTalking) {
@@ -1506,7 +1540,7 @@ TEST_F(HostileTest, ClientThatNeverReadsItsAnswersIsCutOffWithMemoryBounded) {
   v1::Frame ping;
   ping.mutable_request()->mutable_ping()->set_opaque(std::string(32, 'p'));
   std::size_t sent_bytes = 0;
-  const auto give_up = Clock::now() + 5s;
+  const auto give_up = Clock::now() + (kSanitized ? 20s : 5s);
   int stalls = 0;
   while (Clock::now() < give_up && stalls < 20) {
     ping.set_request_id(ping.request_id() + 1);
@@ -1532,7 +1566,9 @@ TEST_F(HostileTest, ClientThatNeverReadsItsAnswersIsCutOffWithMemoryBounded) {
   std::printf("[hostile] a never-reading client wrote %zu bytes before stalling; havend RSS "
               "%ld -> %ld kB\n", sent_bytes, rss_at_start_, rss);
   EXPECT_GE(stalls, 20) << "the server kept reading from a client that reads nothing";
-  EXPECT_LT(rss - rss_at_start_, 64 * 1024) << "memory grew with the unread answers";
+  if (!kSanitized) {  // ASan's quarantine keeps freed memory resident
+    EXPECT_LT(rss - rss_at_start_, 64 * 1024) << "memory grew with the unread answers";
+  }
   ::fcntl(flooder.fd(), F_SETFL, ::fcntl(flooder.fd(), F_GETFL) & ~O_NONBLOCK);
   ASSERT_TRUE(flooder.WaitClosed(10s).has_value()) << "the non-reader was never disconnected";
 }
@@ -1541,12 +1577,14 @@ TEST_F(HostileTest, CounsellorThatNeverReadsEventsIsDisconnectedWithMemoryBounde
   ASSERT_NO_FATAL_FAILURE(Start(Defaults()
                                     .Set("limits", "send_queue_frames", "32")
                                     .Set("relay", "delivery_window", "16")
-                                    .Set("relay", "conversations_opened_per_minute", "100000")));
+                                    .Set("relay", "conversations_opened_per_minute", "100000"),
+                                5ms, /*pair_sees_no_queue=*/true));
   auto sleeper = RawCounsellor(4096);  // redeemed; from now on it reads nothing
   // Anonymous survivors open and withdraw conversations with the largest
   // intake allowed: every open and every withdrawal is an event of about
   // 16 KB to every counsellor, the sleeper included.
-  const int cycles = Scaled(400);
+  // Not scaled: what must overflow is the kernel's socket buffers (a few MB).
+  const int cycles = 400;
   std::atomic<int> done{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -1558,6 +1596,7 @@ TEST_F(HostileTest, CounsellorThatNeverReadsEventsIsDisconnectedWithMemoryBounde
         if (!opened.ok() || !opened->has_conversation_opened()) continue;
         (void)s.Close(opened->conversation_opened().conversation().conversation_id());
         ++done;
+        if (kSanitized) std::this_thread::sleep_for(10ms);  // leave the machine to the others
       }
     });
   }
@@ -1566,7 +1605,9 @@ TEST_F(HostileTest, CounsellorThatNeverReadsEventsIsDisconnectedWithMemoryBounde
   std::printf("[hostile] %d open/withdraw cycles with 16 KB intakes; havend RSS %ld -> %ld kB "
               "(closed conversations keep their intake in memory until purged)\n",
               done.load(), rss_at_start_, rss);
-  EXPECT_LT(rss - rss_at_start_, 200 * 1024);
+  if (!kSanitized) {
+    EXPECT_LT(rss - rss_at_start_, 200 * 1024);
+  }
   // The sleeper was cut off: reading now ends in end-of-stream, not in a
   // connection that is still served.
   ASSERT_TRUE(sleeper->WaitClosed(10s).has_value()) << "a counsellor that reads nothing was kept";
@@ -1597,7 +1638,9 @@ TEST_F(HostileTest, RecipientThatNeverReadsEnvelopesIsBoundedByTheWindowAndTheQu
   const long rss = RssKb(server_->pid());
   std::printf("[hostile] 50 envelopes wait for a survivor that reads nothing; havend RSS %ld -> "
               "%ld kB\n", rss_at_start_, rss);
-  EXPECT_LT(rss - rss_at_start_, 64 * 1024);
+  if (!kSanitized) {
+    EXPECT_LT(rss - rss_at_start_, 64 * 1024);
+  }
 }
 
 // --- Floods of requests ------------------------------------------------------------------
