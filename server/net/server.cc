@@ -9,7 +9,6 @@
 #include <list>
 #include <mutex>
 #include <new>
-#include <optional>
 #include <thread>
 #include <vector>
 
@@ -397,37 +396,41 @@ struct Server::Impl {
         socket.close(ignored);  // nothing is ever sent in clear
         continue;
       }
-      boost::system::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);
       // Key material lives in sodium_malloc'd pages (guard pages, mlock), about
       // eight memory mappings per connection. When the system will map no
-      // more (vm.max_map_count) this throws: refuse this one connection, as
-      // an escaped exception would end the accept loop and every later one.
-      std::optional<Result<ConnectionProtocol>> protocol;
+      // more (vm.max_map_count) or memory runs out, this throws: refuse this
+      // one connection, as an escaped exception would end the accept loop
+      // and with it every later connection.
       try {
-        protocol.emplace(ConnectionProtocol::Create(shared.server_key));
+        StartSession(std::move(socket));
       } catch (const std::bad_alloc&) {
         // Logged at the 1st, 2nd, 4th, 8th... refusal: a flood must not flood the log.
-        const std::uint64_t n = ++refused_no_secure_memory;
+        const std::uint64_t n = ++refused_no_memory;
         if ((n & (n - 1)) == 0) {
           LogWarning("connections refused for lack of secure memory (raise vm.max_map_count "
                      "or lower limits.max_connections): " + std::to_string(n));
         }
-        continue;
       }
-      if (!protocol->ok()) {
-        LogError("cannot create a Noise responder: " + protocol->status().ToString());
-        continue;
-      }
-      auto session = std::make_shared<Session>(std::move(socket), shared, std::move(*protocol).value());
-      std::list<std::weak_ptr<Session>>::iterator entry;
-      {
-        std::lock_guard lock(shared.mu);
-        if (shared.stopping) continue;
-        entry = shared.sessions.insert(shared.sessions.end(), session);
-      }
-      session->Start(entry);
     }
+  }
+
+  // On the acceptor's strand. Throws std::bad_alloc when out of memory.
+  void StartSession(tcp::socket socket) {
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    auto protocol = ConnectionProtocol::Create(shared.server_key);
+    if (!protocol.ok()) {
+      LogError("cannot create a Noise responder: " + protocol.status().ToString());
+      return;
+    }
+    auto session = std::make_shared<Session>(std::move(socket), shared, std::move(protocol).value());
+    std::list<std::weak_ptr<Session>>::iterator entry;
+    {
+      std::lock_guard lock(shared.mu);
+      if (shared.stopping) return;
+      entry = shared.sessions.insert(shared.sessions.end(), session);
+    }
+    session->Start(entry);
   }
 
   void Stop() {
@@ -470,7 +473,7 @@ struct Server::Impl {
   }
 
   Config config;
-  std::uint64_t refused_no_secure_memory = 0;  // on the acceptor's strand
+  std::uint64_t refused_no_memory = 0;  // on the acceptor's strand
   Shared shared;  // outlives io: sessions destroyed with io still use it
   asio::io_context io;
   tcp::acceptor acceptor;

@@ -504,8 +504,9 @@ TEST_F(HostileTest, HalfOpenConnectionsBeyondTheCapAreShedAtOnce) {
     EXPECT_GE(open, 900) << "connections under the cap should wait for the deadline";
   }
   // At the handshake deadline, every one of them is gone.
-  EXPECT_EQ(WaitUntilAtMost(sockets, 0, 8000ms), 0) << "half-open connections outlived the deadline";
-  std::printf("[hostile] all closed %.2f s after the first\n", SecondsSince(start));
+  const int left = WaitUntilAtMost(sockets, 0, 8000ms);
+  std::printf("[hostile] %d still open %.2f s after the first\n", left, SecondsSince(start));
+  EXPECT_EQ(left, 0) << "half-open connections outlived the deadline";
 }
 
 TEST_F(HostileTest, HalfOpenConnectionsUpToARaisedCapAreHeldThenExpire) {
@@ -531,9 +532,10 @@ TEST_F(HostileTest, HalfOpenConnectionsUpToARaisedCapAreHeldThenExpire) {
   // connections) it refuses further ones at once rather than fail
   // (server.cc AcceptLoop). Far more than the default cap are held.
   EXPECT_GE(open, std::min(n, 2000)) << "far fewer held than the cap allows";
-  EXPECT_EQ(WaitUntilAtMost(sockets, 0, 12000ms), 0)
-      << "half-open connections outlived the handshake deadline";
-  std::printf("[hostile] all closed %.2f s after the first\n", SecondsSince(start));
+  const int left = WaitUntilAtMost(sockets, 0, 12000ms);
+  std::printf("[hostile] %d still open %.2f s after the first\n", left, SecondsSince(start));
+  EXPECT_EQ(left, 0) << "half-open connections outlived the handshake deadline (or havend stopped "
+                        "accepting: they wait in its backlog)";
 }
 
 TEST_F(HostileTest, ConnectionFloodFromOneClientLeavesTheHealthyPairTalking) {
