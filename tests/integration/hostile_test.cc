@@ -479,6 +479,19 @@ int WaitUntilAtMost(const HalfOpenSockets& sockets, int limit, std::chrono::mill
   return open;
 }
 
+// `wanted` connections, or as many as this process's descriptor limit allows
+// (havend inherits the same limit), keeping some for everything else.
+int ConnectionsWithinTheFileLimit(int wanted) {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return wanted;
+  const int allowed = static_cast<int>(r.rlim_cur) - 256;
+  if (allowed < wanted) {
+    std::printf("[hostile] note: RLIMIT_NOFILE %llu allows only %d connections of %d\n",
+                static_cast<unsigned long long>(r.rlim_cur), allowed, wanted);
+  }
+  return std::max(1, std::min(wanted, allowed));
+}
+
 double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
@@ -489,7 +502,7 @@ TEST_F(HostileTest, HalfOpenConnectionsBeyondTheCapAreShedAtOnce) {
   ASSERT_NO_FATAL_FAILURE(Start(Defaults()
                                     .Set("limits", "max_connections", "1024")
                                     .Set("limits", "handshake_timeout_ms", "5000")));
-  const int n = Scaled(10000);
+  const int n = ConnectionsWithinTheFileLimit(Scaled(10000));
   const auto start = Clock::now();
   HalfOpenSockets sockets(server_->port(), n);
   const double connect_s = SecondsSince(start);
@@ -512,7 +525,7 @@ TEST_F(HostileTest, HalfOpenConnectionsBeyondTheCapAreShedAtOnce) {
 TEST_F(HostileTest, HalfOpenConnectionsUpToARaisedCapAreHeldThenExpire) {
   // 12,000: beyond what vm.max_map_count = 65530 lets havend hold, so that
   // the refusal path runs too (it used to end the accept loop for good).
-  const int n = Scaled(12000);
+  const int n = ConnectionsWithinTheFileLimit(Scaled(12000));
   ASSERT_NO_FATAL_FAILURE(Start(Defaults()
                                     .Set("limits", "max_connections", std::to_string(n + 100))
                                     .Set("limits", "handshake_timeout_ms", "3000")));
