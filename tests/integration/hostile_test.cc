@@ -126,7 +126,7 @@ bool Contains(const std::string& haystack, const std::string& needle) {
 std::string FrameBytes(std::uint64_t request_id, const std::string& request) {
   std::string out;
   out.push_back(0x08);  // field 1, varint
-  for (std::uint64_t v = request_id; ; v >>= 7) {
+  for (std::uint64_t v = request_id;; v >>= 7) {
     if (v < 0x80) {
       out.push_back(static_cast<char>(v));
       break;
@@ -142,8 +142,8 @@ std::optional<v1::Frame> RawAsk(RelayClient& c, std::uint64_t request_id, const 
   if (!c.conn().SendRawPlaintext(AsBytes(plain)).ok()) return std::nullopt;
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
-    auto f = c.conn().Receive(std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - Clock::now()));
+    auto f = c.conn().Receive(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
     if (!f.ok()) return std::nullopt;
     if (f->has_response() && f->request_id() == request_id) return *f;
   }
@@ -175,7 +175,8 @@ class HostileTest : public ::testing::Test {
     auto survivor = Survivor();
     const std::string id = survivor->OpenId();
     auto claimed = counsellor->Claim(id);
-    ASSERT_TRUE(claimed.ok() && claimed->has_conversation_claimed()) << RelayClient::Describe(claimed);
+    ASSERT_TRUE(claimed.ok() && claimed->has_conversation_claimed())
+        << RelayClient::Describe(claimed);
     if (pair_sees_no_queue) {
       v1::Request presence;
       presence.mutable_set_presence()->set_presence(v1::PRESENCE_AVAILABLE);
@@ -228,16 +229,16 @@ class HostileTest : public ::testing::Test {
     RecordProperty("pair_p99_quiet_ms", std::to_string(q));
     RecordProperty("pair_p99_attack_ms", std::to_string(a));
     if (const char* path = std::getenv("HAVEN_HOSTILE_REPORT")) {
-      std::ofstream(path, std::ios::app) << name << "," << q << "," << quiet.size() << "," << a
-                                         << "," << attack.size() << "\n";
+      std::ofstream(path, std::ios::app)
+          << name << "," << q << "," << quiet.size() << "," << a << "," << attack.size() << "\n";
     }
   }
 
   void ExpectHavendServesANewcomer() {
     ASSERT_EQ(::kill(server_->pid(), 0), 0) << "havend is gone";
     RelayClient newcomer(*server_);
-    ASSERT_TRUE(newcomer.Connect(5s)) << "havend accepts no new client: "
-                                      << newcomer.last_error().ToString();
+    ASSERT_TRUE(newcomer.Connect(5s))
+        << "havend accepts no new client: " << newcomer.last_error().ToString();
     auto pong = newcomer.conn().Ping("alive", 5s);
     ASSERT_TRUE(pong.ok() && pong->response().has_pong()) << "havend does not answer a ping";
   }
@@ -359,7 +360,7 @@ TEST_F(HostileTest, TruncatedHandshakeIsClosedAtTheDeadline) {
   ASSERT_NO_FATAL_FAILURE(Start(Defaults().Set("limits", "handshake_timeout_ms", "500")));
   RawSocket raw(server_->port());
   std::vector<std::uint8_t> partial = {0x00, 0x30};  // announces 48 bytes
-  partial.resize(2 + 10, 0x42);                        // sends 10
+  partial.resize(2 + 10, 0x42);                      // sends 10
   ASSERT_TRUE(raw.Send(partial));
   auto closed = raw.WaitClosed(3s);
   ASSERT_TRUE(closed.has_value()) << "a truncated handshake was kept open";
@@ -401,8 +402,8 @@ TEST_F(HostileTest, StalledHandshakeAfterMessage2IsClosedAtTheDeadline) {
 }
 
 TEST_F(HostileTest, SlowlorisAfterTheHandshakeIsClosedAtTheIdleTimeout) {
-  ASSERT_NO_FATAL_FAILURE(Start(
-      Defaults().Set("limits", "ping_interval_s", "1").Set("limits", "idle_timeout_s", "2")));
+  ASSERT_NO_FATAL_FAILURE(
+      Start(Defaults().Set("limits", "ping_interval_s", "1").Set("limits", "idle_timeout_s", "2")));
   NoiseClient attacker(server_->port(), server_->server_key());
   ASSERT_TRUE(attacker.Handshake());
   // A 1000-byte record, one byte every 100 ms: bytes keep arriving, but no
@@ -510,8 +511,10 @@ TEST_F(HostileTest, HalfOpenConnectionsBeyondTheCapAreShedAtOnce) {
   // The cap counts every connection, the pair's two and the probe included.
   const int open = WaitUntilAtMost(sockets, 1024, 4000ms);
   const double shed_s = SecondsSince(start);
-  std::printf("[hostile] %d half-open connections in %.2f s; %d still held %.2f s after the "
-              "first\n", n, connect_s, open, shed_s);
+  std::printf(
+      "[hostile] %d half-open connections in %.2f s; %d still held %.2f s after the "
+      "first\n",
+      n, connect_s, open, shed_s);
   EXPECT_LE(open, 1024) << "the connection cap did not hold";
   if (n > 1100 && shed_s < 4.5) {
     EXPECT_GE(open, 900) << "connections under the cap should wait for the deadline";
@@ -537,9 +540,10 @@ TEST_F(HostileTest, HalfOpenConnectionsUpToARaisedCapAreHeldThenExpire) {
   std::this_thread::sleep_for(1000ms);
   const long rss_held = RssKb(server_->pid());
   const int open = sockets.StillOpen();
-  std::printf("[hostile] %d of %d half-open connections held 1 s after opening them (%.2f s to "
-              "open); havend RSS %ld -> %ld kB\n",
-              open, n, connect_s, rss_before, rss_held);
+  std::printf(
+      "[hostile] %d of %d half-open connections held 1 s after opening them (%.2f s to "
+      "open); havend RSS %ld -> %ld kB\n",
+      open, n, connect_s, rss_before, rss_held);
   // Each connection costs havend several memory mappings of secure memory
   // (about eight here); past vm.max_map_count (65530 here: some thousands of
   // connections) it refuses further ones at once rather than fail
@@ -777,8 +781,8 @@ TEST_F(HostileTest, GarbageRecordsAfterTheHandshakeCloseThatConnectionOnly) {
 std::optional<v1::Frame> NextResponse(RelayClient& c, std::chrono::milliseconds timeout = 3s) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
-    auto f = c.conn().Receive(std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - Clock::now()));
+    auto f = c.conn().Receive(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
     if (!f.ok()) return std::nullopt;
     if (f->has_response()) return *f;
   }
@@ -798,9 +802,8 @@ void ExpectPong(RelayClient& c) {
 TEST_F(HostileTest, MalformedProtobufGetsMalformedFrameAndTheConnectionSurvives) {
   ASSERT_NO_FATAL_FAILURE(Start());
   auto attacker = Survivor();
-  for (const std::string& junk :
-       {std::string("\xff\xff\xff", 3), std::string("\x08\xff", 2), std::string("\x12\x05\x0a", 3),
-        std::string("\x0b", 1)}) {
+  for (const std::string& junk : {std::string("\xff\xff\xff", 3), std::string("\x08\xff", 2),
+                                  std::string("\x12\x05\x0a", 3), std::string("\x0b", 1)}) {
     auto reply = SendPlain(*attacker, junk);
     EXPECT_EQ(CodeOf(reply), v1::ERROR_CODE_MALFORMED_FRAME);
     if (reply) {
@@ -828,9 +831,10 @@ TEST_F(HostileTest, UnknownFieldsAreIgnoredAndNeverRelayed) {
   const std::string envelope = testing::LengthDelimited(1, id) +
                                testing::LengthDelimited(2, "the-ciphertext") +
                                testing::LengthDelimited(15, "UNKNOWN-FIELD-A");
-  const std::string request = testing::LengthDelimited(7, envelope) +
-                              testing::LengthDelimited(1999, "UNKNOWN-FIELD-B");
-  const std::string frame = FrameBytes(41, request) + testing::LengthDelimited(777, "UNKNOWN-FIELD-C");
+  const std::string request =
+      testing::LengthDelimited(7, envelope) + testing::LengthDelimited(1999, "UNKNOWN-FIELD-B");
+  const std::string frame =
+      FrameBytes(41, request) + testing::LengthDelimited(777, "UNKNOWN-FIELD-C");
   auto accepted = RawAsk(*survivor, 41, frame);
   ASSERT_TRUE(accepted && accepted->response().has_envelope_accepted())
       << (accepted ? accepted->DebugString() : "no answer");
@@ -854,7 +858,8 @@ TEST_F(HostileTest, UnknownRequestAndFrameKindsGetStableErrors) {
   auto attacker = Survivor();
   // Request kinds from the future, up to the largest field number protobuf allows.
   for (std::uint32_t future : {99u, 4096u, 536870911u}) {
-    auto reply = RawAsk(*attacker, 50 + future, FrameBytes(50 + future, testing::LengthDelimited(future, "")));
+    auto reply = RawAsk(*attacker, 50 + future,
+                        FrameBytes(50 + future, testing::LengthDelimited(future, "")));
     EXPECT_EQ(CodeOf(reply), v1::ERROR_CODE_UNKNOWN_REQUEST) << future;
   }
   // A Frame with no kind, and one whose only kind is a future one (field 5).
@@ -868,7 +873,8 @@ TEST_F(HostileTest, UnknownRequestAndFrameKindsGetStableErrors) {
   v1::Frame event;
   event.set_request_id(62);
   event.mutable_event()->mutable_queue_changed();
-  EXPECT_EQ(CodeOf(RawAsk(*attacker, 62, event.SerializeAsString())), v1::ERROR_CODE_UNEXPECTED_FRAME);
+  EXPECT_EQ(CodeOf(RawAsk(*attacker, 62, event.SerializeAsString())),
+            v1::ERROR_CODE_UNEXPECTED_FRAME);
   // An unsolicited Response is ignored: the next answer is the Ping's.
   v1::Frame response;
   response.set_request_id(63);
@@ -917,8 +923,9 @@ TEST_F(HostileTest, NestedGroupBombIsAMalformedFrameNotACrash) {
   v1::Frame ping;
   ping.set_request_id(71);
   ping.mutable_request()->mutable_ping();
-  auto pong = RawAsk(*attacker, 71, ping.SerializeAsString() +
-                                        testing::LengthDelimited(1000, std::string(60000, 'u')));
+  auto pong =
+      RawAsk(*attacker, 71,
+             ping.SerializeAsString() + testing::LengthDelimited(1000, std::string(60000, 'u')));
   ASSERT_TRUE(pong && pong->response().has_pong());
 }
 
@@ -929,7 +936,8 @@ TEST_F(HostileTest, OversizedFieldsAreRefusedAndTheConnectionKept) {
   auto attacker = Survivor();
   EXPECT_EQ(CodeOf(attacker->Redeem(std::string(60000, 'A'))), v1::ERROR_CODE_INVITATION_INVALID);
   EXPECT_EQ(CodeOf(attacker->Open(std::string(36, 'e'))), v1::ERROR_CODE_INVALID_ARGUMENT);
-  EXPECT_EQ(CodeOf(attacker->Open("en", 0, std::string(16385, 'i'))), v1::ERROR_CODE_INVALID_ARGUMENT);
+  EXPECT_EQ(CodeOf(attacker->Open("en", 0, std::string(16385, 'i'))),
+            v1::ERROR_CODE_INVALID_ARGUMENT);
   v1::Request ping;
   ping.mutable_ping()->set_opaque(std::string(33, 'p'));
   EXPECT_EQ(CodeOf(attacker->Ask(ping)), v1::ERROR_CODE_INVALID_ARGUMENT);
@@ -962,7 +970,8 @@ struct CounsellorDevice {
     p->mutable_signed_prekey()->set_id(spk.id);
     p->mutable_signed_prekey()->set_public_key(
         std::string(spk.key.public_key.begin(), spk.key.public_key.end()));
-    p->mutable_signed_prekey()->set_signature(std::string(spk.signature.begin(), spk.signature.end()));
+    p->mutable_signed_prekey()->set_signature(
+        std::string(spk.signature.begin(), spk.signature.end()));
     for (int i = 0; i < count; ++i) {
       const std::uint32_t id = first_id + static_cast<std::uint32_t>(i);
       e2e::OneTimePrekey k{id, e2e::DhKeyPair::Generate()};
@@ -990,18 +999,21 @@ TEST_F(HostileTest, ReplayedEnvelopeIsRelayedAgainButReadOnlyOnce) {
   e2e::PrekeyBundle bundle;
   bundle.identity = *e2e::IdentityPublic::Decode(AsBytes(wire->prekey_bundle().identity_key()));
   bundle.signed_prekey_id = wire->prekey_bundle().signed_prekey().id();
-  std::memcpy(bundle.signed_prekey.data(), wire->prekey_bundle().signed_prekey().public_key().data(), 32);
-  std::memcpy(bundle.signature.data(), wire->prekey_bundle().signed_prekey().signature().data(), 64);
+  std::memcpy(bundle.signed_prekey.data(),
+              wire->prekey_bundle().signed_prekey().public_key().data(), 32);
+  std::memcpy(bundle.signature.data(), wire->prekey_bundle().signed_prekey().signature().data(),
+              64);
   crypto::X25519Public opk{};
   std::memcpy(opk.data(), wire->prekey_bundle().one_time_prekey().public_key().data(), 32);
   bundle.one_time_prekey = std::pair{wire->prekey_bundle().one_time_prekey().id(), opk};
   const e2e::IdentityKey me = e2e::IdentityKey::Generate();
   auto init = e2e::InitiateX3dh(me, bundle);
   ASSERT_TRUE(init.ok());
-  auto alice = e2e::DoubleRatchet::InitInitiator(init->secrets.shared_secret.view(),
-                                                 bundle.signed_prekey, init->secrets.associated_data);
+  auto alice = e2e::DoubleRatchet::InitInitiator(
+      init->secrets.shared_secret.view(), bundle.signed_prekey, init->secrets.associated_data);
   ASSERT_TRUE(alice.ok());
-  const Bytes start = e2e::EncodeSessionStart(init->message, *alice->Encrypt(AsBytes(std::string("hello"))));
+  const Bytes start =
+      e2e::EncodeSessionStart(init->message, *alice->Encrypt(AsBytes(std::string("hello"))));
   const Bytes second = e2e::EncodeMessage(*alice->Encrypt(AsBytes(std::string("second"))));
   // Each envelope is sent twice, byte for byte (a faulty or hostile sender,
   // or a resend after a lost EnvelopeAccepted): the relay takes both.
@@ -1024,7 +1036,8 @@ TEST_F(HostileTest, ReplayedEnvelopeIsRelayedAgainButReadOnlyOnce) {
     if (decoded->session_start && !bob) {
       auto k = device.one_time.find(*decoded->session_start->one_time_prekey_id);
       ASSERT_NE(k, device.one_time.end());
-      auto secrets = e2e::RespondX3dh(device.identity, device.spk, &k->second, *decoded->session_start);
+      auto secrets =
+          e2e::RespondX3dh(device.identity, device.spk, &k->second, *decoded->session_start);
       ASSERT_TRUE(secrets.ok());
       device.one_time.erase(k);  // used once
       bob.emplace(std::move(e2e::DoubleRatchet::InitResponder(secrets->shared_secret.view(),
@@ -1088,7 +1101,8 @@ TEST_F(HostileTest, OutOfOrderAndDuplicateAcknowledgementsLoseNothing) {
   EXPECT_EQ(again, std::vector<std::uint64_t>(seqs.begin() + 6, seqs.end()));
   ASSERT_TRUE(counsellor->Ack(id, seqs.back())->has_done());
   ASSERT_EQ(seen.size(), 10u);
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(seen[seqs[static_cast<std::size_t>(i)]], "m-" + std::to_string(i));
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(seen[seqs[static_cast<std::size_t>(i)]], "m-" + std::to_string(i));
   counsellor->Disconnect();
   ASSERT_TRUE(counsellor->Connect());
   EXPECT_FALSE(counsellor->WaitEnvelope(300ms).has_value()) << "acknowledged envelopes came back";
@@ -1098,7 +1112,8 @@ TEST_F(HostileTest, NobodyCanAcknowledgeAnotherPartysEnvelopes) {
   ASSERT_NO_FATAL_FAILURE(Start());
   auto counsellor = Counsellor();
   auto [survivor, id] = ClaimedBy(*counsellor);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(survivor->Send(id, "for-counsellor")->has_envelope_accepted());
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(survivor->Send(id, "for-counsellor")->has_envelope_accepted());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(counsellor->WaitEnvelope().has_value());
   // The sender acknowledges its own envelopes; an outsider tries too.
   ASSERT_TRUE(survivor->Ack(id, ~std::uint64_t{0})->has_done());
@@ -1116,7 +1131,8 @@ TEST_F(HostileTest, ClientResetWithRequestsInFlightLeavesAConsistentConversation
   ASSERT_NO_FATAL_FAILURE(Start());
   auto counsellor = Counsellor();
   const noise::KeyPair key = noise::KeyPair::Generate();
-  auto attacker = std::make_unique<NoiseClient>(server_->port(), server_->server_key(), key.Clone());
+  auto attacker =
+      std::make_unique<NoiseClient>(server_->port(), server_->server_key(), key.Clone());
   ASSERT_TRUE(attacker->Handshake());
   v1::Request open;
   open.mutable_open_conversation()->set_language("en");
@@ -1149,7 +1165,8 @@ TEST_F(HostileTest, ClientResetWithRequestsInFlightLeavesAConsistentConversation
     last_index = index;
     ASSERT_TRUE(counsellor->Ack(id, e->seq())->has_done());
   }
-  std::printf("[hostile] %d of 200 in-flight envelopes got through before the reset\n", last_index + 1);
+  std::printf("[hostile] %d of 200 in-flight envelopes got through before the reset\n",
+              last_index + 1);
   // The survivor comes back with its key and finds its conversation.
   NoiseClient back(server_->port(), server_->server_key(), key.Clone());
   ASSERT_TRUE(back.Handshake());
@@ -1208,11 +1225,13 @@ const std::map<std::string, RoleRule>& RoleRules() {
       // the rules apply as soon as the schema has them.
       {"join_conversation",
        {kSupervisorRole,
-        {{kSurvivorRole, v1::ERROR_CODE_UNSPECIFIED}, {kCounsellorRole, v1::ERROR_CODE_UNSPECIFIED}},
+        {{kSurvivorRole, v1::ERROR_CODE_UNSPECIFIED},
+         {kCounsellorRole, v1::ERROR_CODE_UNSPECIFIED}},
         true}},
       {"leave_conversation",
        {kSupervisorRole,
-        {{kSurvivorRole, v1::ERROR_CODE_UNSPECIFIED}, {kCounsellorRole, v1::ERROR_CODE_UNSPECIFIED}}}},
+        {{kSurvivorRole, v1::ERROR_CODE_UNSPECIFIED},
+         {kCounsellorRole, v1::ERROR_CODE_UNSPECIFIED}}}},
   };
   return rules;
 }
@@ -1244,9 +1263,9 @@ std::vector<testing::RequestKind> LoadRequestKinds() {
 
 // Request{kind{conversation_id = id}} (or an empty kind), as bytes.
 std::string RequestFor(const testing::RequestKind& k, const std::string& conversation_id) {
-  const std::string inner = k.conversation_id_field
-                                ? testing::LengthDelimited(*k.conversation_id_field, conversation_id)
-                                : std::string();
+  const std::string inner =
+      k.conversation_id_field ? testing::LengthDelimited(*k.conversation_id_field, conversation_id)
+                              : std::string();
   return testing::LengthDelimited(k.number, inner);
 }
 
@@ -1264,8 +1283,8 @@ std::optional<v1::Frame> Ask(Actor& actor, std::uint64_t rid, const std::string&
   }
   const auto deadline = Clock::now() + 3s;
   while (Clock::now() < deadline) {
-    auto f = actor.client->conn().Receive(std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - Clock::now()));
+    auto f = actor.client->conn().Receive(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
     if (!f.ok()) return std::nullopt;
     if (f->has_response() && f->request_id() == rid) return *f;
     actor.skipped.push_back(*f);
@@ -1296,12 +1315,15 @@ TEST_F(HostileTest, EveryRequestTypeFromAWrongRoleIsRefused) {
       if (!known && actor.role != kSurvivorRole) {
         // A new request type: staff roles are only checked for an answer.
         auto reply = Ask(actor, ++rid, RequestFor(kind, actor.own_conversation));
-        EXPECT_TRUE(reply.has_value()) << kind.name << " from a " << RoleName(actor.role) << ": no answer";
-        std::printf("[hostile] note: request kind %s is not in RoleRules(); add it\n", kind.name.c_str());
+        EXPECT_TRUE(reply.has_value())
+            << kind.name << " from a " << RoleName(actor.role) << ": no answer";
+        std::printf("[hostile] note: request kind %s is not in RoleRules(); add it\n",
+                    kind.name.c_str());
         continue;
       }
       auto reply = Ask(actor, ++rid, RequestFor(kind, actor.own_conversation));
-      ASSERT_TRUE(reply.has_value()) << kind.name << " from a " << RoleName(actor.role) << ": no answer";
+      ASSERT_TRUE(reply.has_value())
+          << kind.name << " from a " << RoleName(actor.role) << ": no answer";
       const v1::ErrorCode got = CodeOf(reply);
       v1::ErrorCode want = v1::ERROR_CODE_PERMISSION_DENIED;
       if (known) {
@@ -1311,8 +1333,8 @@ TEST_F(HostileTest, EveryRequestTypeFromAWrongRoleIsRefused) {
         want = v1::ERROR_CODE_UNSPECIFIED;
       }
       if (want == v1::ERROR_CODE_UNSPECIFIED) {
-        EXPECT_TRUE(IsRefusal(got)) << kind.name << " from a " << RoleName(actor.role) << ": "
-                                    << reply->DebugString();
+        EXPECT_TRUE(IsRefusal(got))
+            << kind.name << " from a " << RoleName(actor.role) << ": " << reply->DebugString();
       } else {
         EXPECT_EQ(got, want) << kind.name << " from a " << RoleName(actor.role) << ": "
                              << reply->DebugString();
@@ -1421,7 +1443,8 @@ TEST_F(HostileTest, ClaimsAndTransferAnswersForAnotherCounsellorsConversationAre
   ASSERT_TRUE(colleague->Ask(hijack)->has_done());
   EXPECT_TRUE(colleague->Send(id, "hello from the colleague")->has_envelope_accepted());
   EXPECT_EQ(CodeOf(intruder->Send(id, "x")), v1::ERROR_CODE_NOT_FOUND);
-  EXPECT_EQ(CodeOf(holder->Send(id, "x")), v1::ERROR_CODE_NOT_FOUND) << "the old holder kept access";
+  EXPECT_EQ(CodeOf(holder->Send(id, "x")), v1::ERROR_CODE_NOT_FOUND)
+      << "the old holder kept access";
 }
 
 // --- Invitations -----------------------------------------------------------------------
@@ -1512,8 +1535,10 @@ TEST_F(HostileTest, OneTimePrekeyDrainIsBoundedByTheSurvivorsRequestBudget) {
     }
   }
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("[hostile] prekey drain: %d bundles with a one-time prekey, %d without, %d rate "
-              "limited, in %.2f s\n", with_key, without_key, limited, elapsed);
+  std::printf(
+      "[hostile] prekey drain: %d bundles with a one-time prekey, %d without, %d rate "
+      "limited, in %.2f s\n",
+      with_key, without_key, limited, elapsed);
   EXPECT_LE(with_key + without_key, 60 + 20 * elapsed + 1) << "beyond the survivor's budget";
   EXPECT_EQ(with_key, 40) << "the pool of 40 was drained (a known limitation, protocol 23.4)";
   EXPECT_GT(limited, 0);
@@ -1564,7 +1589,8 @@ TEST_F(HostileTest, ClientThatNeverReadsItsAnswersIsCutOffWithMemoryBounded) {
     ASSERT_TRUE(record.has_value());
     std::size_t off = 0;
     while (off < record->size() && Clock::now() < give_up) {
-      const ssize_t n = ::send(flooder.fd(), record->data() + off, record->size() - off, MSG_NOSIGNAL);
+      const ssize_t n =
+          ::send(flooder.fd(), record->data() + off, record->size() - off, MSG_NOSIGNAL);
       if (n > 0) {
         off += static_cast<std::size_t>(n);
         stalls = 0;
@@ -1579,8 +1605,10 @@ TEST_F(HostileTest, ClientThatNeverReadsItsAnswersIsCutOffWithMemoryBounded) {
     sent_bytes += off;
   }
   const long rss = RssKb(server_->pid());
-  std::printf("[hostile] a never-reading client wrote %zu bytes before stalling; havend RSS "
-              "%ld -> %ld kB\n", sent_bytes, rss_at_start_, rss);
+  std::printf(
+      "[hostile] a never-reading client wrote %zu bytes before stalling; havend RSS "
+      "%ld -> %ld kB\n",
+      sent_bytes, rss_at_start_, rss);
   EXPECT_GE(stalls, 20) << "the server kept reading from a client that reads nothing";
   if (!kSanitized) {  // ASan's quarantine keeps freed memory resident
     EXPECT_LT(rss - rss_at_start_, 64 * 1024) << "memory grew with the unread answers";
@@ -1618,9 +1646,10 @@ TEST_F(HostileTest, CounsellorThatNeverReadsEventsIsDisconnectedWithMemoryBounde
   }
   for (auto& t : threads) t.join();
   const long rss = RssKb(server_->pid());
-  std::printf("[hostile] %d open/withdraw cycles with 16 KB intakes; havend RSS %ld -> %ld kB "
-              "(closed conversations keep their intake in memory until purged)\n",
-              done.load(), rss_at_start_, rss);
+  std::printf(
+      "[hostile] %d open/withdraw cycles with 16 KB intakes; havend RSS %ld -> %ld kB "
+      "(closed conversations keep their intake in memory until purged)\n",
+      done.load(), rss_at_start_, rss);
   if (!kSanitized) {
     EXPECT_LT(rss - rss_at_start_, 200 * 1024);
   }
@@ -1630,11 +1659,11 @@ TEST_F(HostileTest, CounsellorThatNeverReadsEventsIsDisconnectedWithMemoryBounde
 }
 
 TEST_F(HostileTest, RecipientThatNeverReadsEnvelopesIsBoundedByTheWindowAndTheQueueCap) {
-  ASSERT_NO_FATAL_FAILURE(Start(Defaults()
-                                    .Set("relay", "delivery_window", "8")
-                                    .Set("relay", "max_queued_envelopes", "50")));
+  ASSERT_NO_FATAL_FAILURE(Start(
+      Defaults().Set("relay", "delivery_window", "8").Set("relay", "max_queued_envelopes", "50")));
   auto counsellor = Counsellor();
-  auto sleeper = std::make_unique<NoiseClient>(server_->port(), server_->server_key(), std::nullopt, 4096);
+  auto sleeper =
+      std::make_unique<NoiseClient>(server_->port(), server_->server_key(), std::nullopt, 4096);
   ASSERT_TRUE(sleeper->Handshake());
   v1::Request open;
   open.mutable_open_conversation()->set_language("en");
@@ -1652,8 +1681,10 @@ TEST_F(HostileTest, RecipientThatNeverReadsEnvelopesIsBoundedByTheWindowAndTheQu
   EXPECT_EQ(accepted, 50);
   EXPECT_EQ(refused, 10);
   const long rss = RssKb(server_->pid());
-  std::printf("[hostile] 50 envelopes wait for a survivor that reads nothing; havend RSS %ld -> "
-              "%ld kB\n", rss_at_start_, rss);
+  std::printf(
+      "[hostile] 50 envelopes wait for a survivor that reads nothing; havend RSS %ld -> "
+      "%ld kB\n",
+      rss_at_start_, rss);
   if (!kSanitized) {
     EXPECT_LT(rss - rss_at_start_, 64 * 1024);
   }
@@ -1671,7 +1702,8 @@ TEST_F(HostileTest, RequestFloodFromOneAnonymousConnectionIsRateLimitedAndFullyA
   v1::Request session;
   session.mutable_get_session();
   constexpr int kCount = 500;
-  for (int i = 1; i <= kCount; ++i) ASSERT_TRUE(attacker.SendRequest(static_cast<std::uint64_t>(i), session));
+  for (int i = 1; i <= kCount; ++i)
+    ASSERT_TRUE(attacker.SendRequest(static_cast<std::uint64_t>(i), session));
   std::set<std::uint64_t> answered;
   int ok = 0, limited = 0;
   while (answered.size() < kCount) {
@@ -1683,7 +1715,8 @@ TEST_F(HostileTest, RequestFloodFromOneAnonymousConnectionIsRateLimitedAndFullyA
     if (CodeOf(f) == v1::ERROR_CODE_RATE_LIMITED) ++limited;
   }
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("[hostile] request flood: %d answered, %d rate limited, in %.2f s\n", ok, limited, elapsed);
+  std::printf("[hostile] request flood: %d answered, %d rate limited, in %.2f s\n", ok, limited,
+              elapsed);
   EXPECT_EQ(ok + limited, kCount);
   EXPECT_LE(ok, 60 + 20 * elapsed + 1);
 }

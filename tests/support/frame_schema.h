@@ -21,8 +21,8 @@ namespace haven::testing {
 struct SchemaField {
   std::string name;
   std::uint32_t number = 0;
-  std::uint32_t type = 0;       // FieldDescriptorProto.Type: 12 is bytes, 11 a message
-  std::string type_name;        // ".haven.v1.SendEnvelope" for messages
+  std::uint32_t type = 0;  // FieldDescriptorProto.Type: 12 is bytes, 11 a message
+  std::string type_name;   // ".haven.v1.SendEnvelope" for messages
   std::optional<std::int32_t> oneof_index;
 };
 
@@ -34,8 +34,8 @@ struct SchemaMessage {
 // One kind of Request: its field in the oneof, and where its message keeps a
 // conversation id (if it names one).
 struct RequestKind {
-  std::string name;             // "send_envelope"
-  std::uint32_t number = 0;     // the field number inside Request
+  std::string name;          // "send_envelope"
+  std::uint32_t number = 0;  // the field number inside Request
   std::optional<std::uint32_t> conversation_id_field;
 };
 
@@ -77,7 +77,8 @@ class FrameSchema {
       RequestKind k{f.name, f.number, std::nullopt};
       if (const SchemaMessage* m = Find(f.type_name)) {
         for (const SchemaField& inner : m->fields) {
-          if (inner.name == "conversation_id" && inner.type == 12) k.conversation_id_field = inner.number;
+          if (inner.name == "conversation_id" && inner.type == 12)
+            k.conversation_id_field = inner.number;
         }
       }
       kinds.push_back(std::move(k));
@@ -111,9 +112,16 @@ class FrameSchema {
     f.number = static_cast<std::uint32_t>(tag >> 3);
     f.wire = static_cast<std::uint32_t>(tag & 7);
     switch (f.wire) {
-      case 0: return Varint(in, f.varint);
-      case 1: if (in.size() < 8) return false; in.remove_prefix(8); return true;
-      case 5: if (in.size() < 4) return false; in.remove_prefix(4); return true;
+      case 0:
+        return Varint(in, f.varint);
+      case 1:
+        if (in.size() < 8) return false;
+        in.remove_prefix(8);
+        return true;
+      case 5:
+        if (in.size() < 4) return false;
+        in.remove_prefix(4);
+        return true;
       case 2: {
         std::uint64_t len = 0;
         if (!Varint(in, len) || len > in.size()) return false;
@@ -121,7 +129,8 @@ class FrameSchema {
         in.remove_prefix(static_cast<std::size_t>(len));
         return true;
       }
-      default: return false;  // groups do not occur in descriptors
+      default:
+        return false;  // groups do not occur in descriptors
     }
   }
 

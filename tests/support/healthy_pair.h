@@ -105,9 +105,8 @@ class HealthyPair {
       }
       auto acked = survivor_->Ack(id_, reply->seq());
       if (!acked.ok() || !acked->has_done()) Fail("survivor ack: " + RelayClient::Describe(acked));
-      const double ms = std::chrono::duration<double, std::milli>(
-                            std::chrono::steady_clock::now() - t0)
-                            .count();
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       {
         std::lock_guard lock(mu_);
         samples_[phase].push_back(ms);
@@ -123,7 +122,8 @@ class HealthyPair {
       if (!e) continue;
       auto acked = counsellor_->Ack(id_, e->seq());
       if (stop_) break;
-      if (!acked.ok() || !acked->has_done()) Fail("counsellor ack: " + RelayClient::Describe(acked));
+      if (!acked.ok() || !acked->has_done())
+        Fail("counsellor ack: " + RelayClient::Describe(acked));
       auto sent = counsellor_->Send(id_, "re:" + e->ciphertext());
       if (stop_) break;
       if (!sent.ok() || !sent->has_envelope_accepted()) {

@@ -193,8 +193,8 @@ class NoiseClient {
 
  private:
   static Ms Left(std::chrono::steady_clock::time_point deadline) {
-    return std::max(Ms(0), std::chrono::duration_cast<Ms>(deadline -
-                                                          std::chrono::steady_clock::now()));
+    return std::max(Ms(0),
+                    std::chrono::duration_cast<Ms>(deadline - std::chrono::steady_clock::now()));
   }
   bool Poll(Ms timeout) {
     pollfd p{fd_, POLLIN, 0};
