@@ -195,7 +195,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     if (queue_.size() >= 2 * static_cast<std::size_t>(shared_.limits.send_queue_frames)) {
       LogDebug("connection closed: send queue full");
-      ForceClose();
+      Abort();
       return;
     }
     Bytes framed;
@@ -257,7 +257,7 @@ class Session : public std::enable_shared_from_this<Session> {
       const auto now = Clock::now();
       if (now >= next) {
         if (closing_ || !protocol_.established()) {
-          ForceClose();
+          Abort();  // the grace period or the handshake deadline is over
           break;
         }
         if (now >= last_receive_ + idle_timeout) {
@@ -288,6 +288,16 @@ class Session : public std::enable_shared_from_this<Session> {
     wake_writer_.cancel();
     watchdog_.cancel();
     queue_drained_.cancel();
+  }
+
+  // Closes with a TCP reset. For a peer that reads nothing, a graceful close
+  // leaves the kernel holding what was queued toward it (megabytes) in an
+  // orphaned socket for minutes; a reset frees it at once.
+  void Abort() {
+    if (closed_) return;
+    boost::system::error_code ignored;
+    socket_.set_option(asio::socket_base::linger(true, 0), ignored);
+    ForceClose();
   }
 
   void ForceClose() {

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -180,6 +181,21 @@ class NoiseClient {
   }
   // Raw bytes read by WaitClosed (before decryption).
   std::size_t received_raw() const { return received_raw_; }
+
+  // Waits, without reading anything, until the server has closed or reset
+  // the connection (the kernel's TCP state says so). For clients that must
+  // not read: reading would un-throttle the server.
+  bool WaitClosedUnread(Ms timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      tcp_info info{};
+      socklen_t len = sizeof info;
+      if (::getsockopt(fd_, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
+      if (info.tcpi_state == TCP_CLOSE || info.tcpi_state == TCP_CLOSE_WAIT) return true;
+      ::poll(nullptr, 0, 20);
+    }
+    return false;
+  }
 
   void set_auto_pong(bool on) { auto_pong_ = on; }
   // Closes with a TCP reset instead of a FIN.
