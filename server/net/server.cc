@@ -8,6 +8,7 @@
 #include <deque>
 #include <list>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -154,7 +155,12 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         throttled_ = false;
         if (closing_) break;
-        HandleMessage(decoder_.message());
+        try {
+          HandleMessage(decoder_.message());
+        } catch (const std::bad_alloc&) {  // no secure memory for this handshake
+          ForceClose();
+          co_return;
+        }
         decoder_.Pop();
       }
     }
@@ -189,7 +195,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     if (queue_.size() >= 2 * static_cast<std::size_t>(shared_.limits.send_queue_frames)) {
       LogDebug("connection closed: send queue full");
-      ForceClose();
+      Abort();
       return;
     }
     Bytes framed;
@@ -251,7 +257,7 @@ class Session : public std::enable_shared_from_this<Session> {
       const auto now = Clock::now();
       if (now >= next) {
         if (closing_ || !protocol_.established()) {
-          ForceClose();
+          Abort();  // the grace period or the handshake deadline is over
           break;
         }
         if (now >= last_receive_ + idle_timeout) {
@@ -282,6 +288,16 @@ class Session : public std::enable_shared_from_this<Session> {
     wake_writer_.cancel();
     watchdog_.cancel();
     queue_drained_.cancel();
+  }
+
+  // Closes with a TCP reset. For a peer that reads nothing, a graceful close
+  // leaves the kernel holding what was queued toward it (megabytes) in an
+  // orphaned socket for minutes; a reset frees it at once.
+  void Abort() {
+    if (closed_) return;
+    boost::system::error_code ignored;
+    socket_.set_option(asio::socket_base::linger(true, 0), ignored);
+    ForceClose();
   }
 
   void ForceClose() {
@@ -390,22 +406,41 @@ struct Server::Impl {
         socket.close(ignored);  // nothing is ever sent in clear
         continue;
       }
-      boost::system::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);
-      auto protocol = ConnectionProtocol::Create(shared.server_key);
-      if (!protocol.ok()) {
-        LogError("cannot create a Noise responder: " + protocol.status().ToString());
-        continue;
+      // Key material lives in sodium_malloc'd pages (guard pages, mlock), about
+      // eight memory mappings per connection. When the system will map no
+      // more (vm.max_map_count) or memory runs out, this throws: refuse this
+      // one connection, as an escaped exception would end the accept loop
+      // and with it every later connection.
+      try {
+        StartSession(std::move(socket));
+      } catch (const std::bad_alloc&) {
+        // Logged at the 1st, 2nd, 4th, 8th... refusal: a flood must not flood the log.
+        const std::uint64_t n = ++refused_no_memory;
+        if ((n & (n - 1)) == 0) {
+          LogWarning("connections refused for lack of secure memory (raise vm.max_map_count "
+                     "or lower limits.max_connections): " + std::to_string(n));
+        }
       }
-      auto session = std::make_shared<Session>(std::move(socket), shared, std::move(protocol).value());
-      std::list<std::weak_ptr<Session>>::iterator entry;
-      {
-        std::lock_guard lock(shared.mu);
-        if (shared.stopping) continue;
-        entry = shared.sessions.insert(shared.sessions.end(), session);
-      }
-      session->Start(entry);
     }
+  }
+
+  // On the acceptor's strand. Throws std::bad_alloc when out of memory.
+  void StartSession(tcp::socket socket) {
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    auto protocol = ConnectionProtocol::Create(shared.server_key);
+    if (!protocol.ok()) {
+      LogError("cannot create a Noise responder: " + protocol.status().ToString());
+      return;
+    }
+    auto session = std::make_shared<Session>(std::move(socket), shared, std::move(protocol).value());
+    std::list<std::weak_ptr<Session>>::iterator entry;
+    {
+      std::lock_guard lock(shared.mu);
+      if (shared.stopping) return;
+      entry = shared.sessions.insert(shared.sessions.end(), session);
+    }
+    session->Start(entry);
   }
 
   void Stop() {
@@ -448,6 +483,7 @@ struct Server::Impl {
   }
 
   Config config;
+  std::uint64_t refused_no_memory = 0;  // on the acceptor's strand
   Shared shared;  // outlives io: sessions destroyed with io still use it
   asio::io_context io;
   tcp::acceptor acceptor;
