@@ -54,17 +54,17 @@ struct Options {
   int pairs = 2;
   std::uint64_t s1_messages = 2000;  // per stream (two streams per pair)
   std::size_t window = 64;           // messages in flight per stream (flood)
-  double s2_seconds = 1.0;
+  double s2_seconds = 0.5;
   double s3_rate = 1000;
   int s3_survivors = 8;
-  double s3_seconds = 1.0;
+  double s3_seconds = 0.5;
   std::size_t s4_connections = 200;
-  double s5_seconds = 1.0;
+  double s5_seconds = 0.5;
   std::size_t s5_concurrency = 8;
   std::uint64_t s6_envelopes = 500;
   std::vector<std::size_t> s8_levels{100, 300};
   double s8_rate = 500;
-  double s8_seconds = 1.0;
+  double s8_seconds = 0.5;
   std::uint64_t sqlcipher_rows = 2000;
   bool skip_mosquitto = false;
 };
@@ -1058,7 +1058,25 @@ std::vector<Metrics> RunS8(const Options& o, const Havend& h, HavenSetup& pairs)
 
 // ---------------------------------------------------------------- one round
 
+double LoadAverage() {
+  double one = 0;
+  std::ifstream("/proc/loadavg") >> one;
+  return one;
+}
+
+std::string CpuModel() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "unknown";
+}
+
 void RunRound(const Options& o, int round, Results& results, const fs::path& scratch) {
+  Metrics machine;
+  machine.Set("load_average_at_start", LoadAverage());
+  results.Add(round, "MACHINE", "load", machine);
   const bool havend_first = round % 2 == 1;  // alternate who goes first in each pairing
   const std::size_t envelope = EnvelopeSize();
   const std::size_t max_conn = o.s4_connections + o.s8_levels.back() + 1000;
@@ -1369,7 +1387,8 @@ std::string Json(const Options& o, const Results& r, const std::vector<Target>& 
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   j << "{\n  \"tool\": \"haven-bench\",\n  \"date\": \"" << date << "\",\n  \"size\": \""
     << JsonEscape(o.size) << "\",\n  \"rounds\": " << o.rounds << ",\n  \"cores\": "
-    << std::thread::hardware_concurrency() << ",\n  \"envelope_bytes\": " << envelope
+    << std::thread::hardware_concurrency() << ",\n  \"cpu\": \"" << JsonEscape(CpuModel())
+    << "\",\n  \"envelope_bytes\": " << envelope
     << ",\n  \"notes\": [";
   for (std::size_t i = 0; i < r.notes.size(); ++i) j << (i ? ", " : "") << '"' << JsonEscape(r.notes[i]) << '"';
   j << "],\n  \"runs\": [\n";
@@ -1408,7 +1427,8 @@ void PrintTable(const Results& r) {
       {"S3", "throughput_msgs_per_s"}, {"S4", "rss_per_connection_bytes"}, {"S4", "connections"},
       {"S5", "handshakes_per_s"}, {"S5", "handshakes_per_server_cpu_s"},
       {"S6", "drain_msgs_per_s"}, {"S6", "time_to_first_ms"}, {"S6", "insert_per_s"},
-      {"AEAD", "seal_open_ns"}, {"FSYNC", "fsyncs_per_s"}, {"FSYNC", "p50_us"}};
+      {"AEAD", "seal_open_ns"}, {"FSYNC", "fsyncs_per_s"}, {"FSYNC", "p50_us"},
+      {"MACHINE", "load_average_at_start"}};
   std::vector<std::string> systems;
   for (const auto& run : r.runs) {
     if (std::find(systems.begin(), systems.end(), run.system) == systems.end()) systems.push_back(run.system);
