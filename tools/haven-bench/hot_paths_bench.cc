@@ -32,8 +32,9 @@ struct RatchetPair {
     const SecureBuffer sk = SecureBuffer::Random(32);
     e2e::DhKeyPair spk = e2e::DhKeyPair::Generate();
     const auto pub = spk.public_key;
-    alice.emplace(*e2e::DoubleRatchet::InitInitiator(sk.view(), pub, Bytes{1}));
-    bob.emplace(*e2e::DoubleRatchet::InitResponder(sk.view(), std::move(spk), Bytes{1}));
+    alice.emplace(std::move(e2e::DoubleRatchet::InitInitiator(sk.view(), pub, Bytes{1})).value());
+    bob.emplace(
+        std::move(e2e::DoubleRatchet::InitResponder(sk.view(), std::move(spk), Bytes{1})).value());
   }
 };
 
