@@ -97,6 +97,7 @@ set key top left
 set output "$OUT/s1_throughput.png"
 set title "S1 flood: relayed messages per second (median of $ROUNDS rounds)"
 set ylabel "messages/s"
+set yrange [0:*]
 plot "$OUT/S1.dat" using 2:xtic(1) title "median"
 
 set logscale y
