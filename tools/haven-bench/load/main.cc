@@ -107,6 +107,7 @@ struct Run {
 struct Results {
   std::vector<Run> runs;
   std::vector<std::string> notes;  // skipped baselines, failures
+  bool server_failed = false;      // havend did not shut down cleanly
   std::int64_t last_ns = NowNs();
   void Add(int round, const std::string& scenario, const std::string& system, Metrics m) {
     const std::int64_t now = NowNs();
@@ -1240,7 +1241,11 @@ void RunRound(const Options& o, int round, Results& results, const fs::path& scr
   pairs.reset();
   floor_pairs.reset();
   const int code = h->child->Stop(30s);
-  if (code != 0) results.Note("havend exited with " + std::to_string(code) + " after round " + std::to_string(round));
+  if (code != 0) {
+    // A sanitizer report or an unclean shutdown: the run does not count.
+    results.server_failed = true;
+    results.Note("havend exited with " + std::to_string(code) + " after round " + std::to_string(round));
+  }
 }
 
 // ---------------------------------------------------------------- summary
@@ -1580,8 +1585,8 @@ int Main(int argc, char** argv) {
   }
   for (const auto& n : results.notes) std::printf("note: %s\n", n.c_str());
   std::printf("results: %s\n", (fs::path(o.out_dir) / "results.json").c_str());
-  // The harness failed if it lost, duplicated or reordered anything, or if
-  // a scenario on havend produced no figures.
+  // The harness failed if it lost, duplicated or reordered anything, if a
+  // scenario on havend produced no figures, or if havend did not exit 0.
   double bad = 0;
   for (const auto& run : results.runs) {
     for (const char* m : {"lost", "duplicates", "out_of_order"}) bad += run.metrics.Get(m).value_or(0);
@@ -1595,7 +1600,7 @@ int Main(int argc, char** argv) {
       complete = false;
     }
   }
-  return bad == 0 && complete ? 0 : 1;
+  return bad == 0 && complete && !results.server_failed ? 0 : 1;
 }
 
 }  // namespace
