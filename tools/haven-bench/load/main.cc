@@ -1606,4 +1606,13 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace haven::bench
 
-int main(int argc, char** argv) { return haven::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // Caught so that the stack unwinds and every child (havend, the floor,
+  // mosquitto, which drops privileges and so loses PDEATHSIG) is stopped.
+  try {
+    return haven::bench::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "haven-bench: %s\n", e.what());
+    return 1;
+  }
+}
