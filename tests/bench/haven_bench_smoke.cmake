@@ -1,0 +1,45 @@
+# ctest: haven-bench at the quick size, one round. Checks that the harness
+# works (it exits 0 only with no loss, duplication or reordering and every
+# havend scenario measured) and that results.json is well-formed with the
+# fields scripts/bench.sh and docs/benchmarks.md rely on. Never checks speed.
+# Baselines that are not installed (mosquitto) are skipped by haven-bench.
+#   cmake -DBENCH=<haven-bench> -DOUT=<dir> -P haven_bench_smoke.cmake
+cmake_minimum_required(VERSION 3.25)
+file(REMOVE_RECURSE "${OUT}")
+execute_process(COMMAND "${BENCH}" --size quick --rounds 1 --out "${OUT}"
+                RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT code EQUAL 0)
+  message(FATAL_ERROR "haven-bench failed (${code}):\n${out}\n${err}")
+endif()
+file(READ "${OUT}/results.json" json)
+string(JSON runs ERROR_VARIABLE bad LENGTH "${json}" runs)
+if(bad)
+  message(FATAL_ERROR "results.json is not well-formed: ${bad}")
+endif()
+if(runs LESS 10)
+  message(FATAL_ERROR "results.json holds only ${runs} runs")
+endif()
+math(EXPR last "${runs} - 1")
+set(seen "")
+foreach(i RANGE ${last})
+  string(JSON scenario GET "${json}" runs ${i} scenario)
+  string(JSON system GET "${json}" runs ${i} system)
+  list(APPEND seen "${scenario}/${system}")
+  foreach(field lost duplicates out_of_order)
+    string(JSON value ERROR_VARIABLE missing GET "${json}" runs ${i} metrics ${field})
+    if(NOT missing AND NOT value EQUAL 0)
+      message(FATAL_ERROR "${scenario} on ${system}: ${field} = ${value}")
+    endif()
+  endforeach()
+endforeach()
+foreach(want S1/havend S1/floor S2-1k/havend S2-10k/havend S3/havend S4/havend S5/havend
+             S6/havend S6/sqlcipher-queue AEAD/libsodium-chacha20poly1305 FSYNC/fsync-floor)
+  if(NOT want IN_LIST seen)
+    message(FATAL_ERROR "results.json has no run for ${want}")
+  endif()
+endforeach()
+string(JSON targets LENGTH "${json}" targets)
+if(targets LESS 8)
+  message(FATAL_ERROR "results.json reports only ${targets} targets")
+endif()
+message(STATUS "haven-bench quick: ${runs} runs, ${targets} targets reported, no loss")
