@@ -131,12 +131,24 @@ class Session : public std::enable_shared_from_this<Session> {
   // Reads and handles messages until the peer closes. Once closing, input is
   // read and discarded, so that closing with unread input does not reset the
   // connection before the peer has read our last frames.
+  //
+  // The read buffer is the thread's, not the connection's: an idle
+  // connection waits for readability without holding one (16 KiB each would
+  // be most of an idle connection's memory). Input that must outlive a wait
+  // (backpressure, below) is first copied into `held`.
   awaitable<void> ReadLoop() {
-    std::array<std::uint8_t, 16 * 1024> buffer{};
+    thread_local std::array<std::uint8_t, 16 * 1024> t_buffer;
+    Bytes held;
+    boost::system::error_code ignored;
+    socket_.non_blocking(true, ignored);
     while (!closed_) {
-      auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buffer), as_tuple);
+      auto [wait_ec] = co_await socket_.async_wait(tcp::socket::wait_read, as_tuple);
+      if (wait_ec) break;
+      boost::system::error_code ec;
+      const std::size_t n = socket_.read_some(asio::buffer(t_buffer), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
       if (ec) break;
-      ByteView input(buffer.data(), n);
+      ByteView input(t_buffer.data(), n);
       while (!input.empty() && !closing_) {
         auto used = decoder_.Feed(input);
         if (!used.ok()) {  // zero or oversize length: the stream is broken
@@ -148,6 +160,12 @@ class Session : public std::enable_shared_from_this<Session> {
         // Backpressure: while the client leaves our answers unread, stop
         // reading its requests. Memory stays bounded by the queue limit and
         // a client that never reads ends at the idle timeout.
+        const bool in_held = !held.empty() && input.data() >= held.data() &&
+                             input.data() <= held.data() + held.size();
+        if (queue_.size() >= shared_.limits.send_queue_frames && !closing_ && !in_held) {
+          held.assign(input.begin(), input.end());  // t_buffer is not ours across a wait
+          input = ByteView(held.data(), held.size());
+        }
         while (queue_.size() >= shared_.limits.send_queue_frames && !closing_) {
           throttled_ = true;
           queue_drained_.expires_at(Clock::time_point::max());
@@ -163,6 +181,7 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         decoder_.Pop();
       }
+      if (!held.empty()) Bytes().swap(held);  // handled (or closing): not kept while idle
     }
     peer_done_ = true;
     BeginClose();

@@ -68,6 +68,9 @@ std::size_t LengthPrefixDecoder::pending() const {
 void LengthPrefixDecoder::Pop() {
   if (state_ != State::kComplete) return;
   body_.clear();
+  // A connection that once sent a large message does not keep its buffer
+  // while it idles.
+  if (body_.capacity() > 4096) Bytes().swap(body_);
   length_ = 0;
   state_ = State::kHeader;
 }
