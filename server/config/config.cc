@@ -121,7 +121,7 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin) 
         "delivery_window", "survivor_requests_per_second", "survivor_request_burst",
         "conversations_opened_per_minute", "invitation_attempts_per_minute"}},
       {"retention", {"envelope_ttl_days", "closed_conversation_days", "sweep_interval_s"}},
-      {"storage", {"group_commit_max_batch"}},
+      {"storage", {"group_commit_max_batch", "group_commit_linger_us"}},
   }));
   Config c;
   HAVEN_RETURN_IF_ERROR(r.String("listen", "address", &c.listen_address));
@@ -164,6 +164,8 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin) 
       r.Integer("retention", "sweep_interval_s", 1, 86400, &c.retention.sweep_interval_s));
   HAVEN_RETURN_IF_ERROR(r.Integer("storage", "group_commit_max_batch", 1, 100000,
                                   &c.storage.group_commit_max_batch));
+  HAVEN_RETURN_IF_ERROR(r.Integer("storage", "group_commit_linger_us", 0, 100000,
+                                  &c.storage.group_commit_linger_us));
   HAVEN_RETURN_IF_ERROR(ValidateConfig(c, origin));
   return c;
 }

@@ -41,6 +41,9 @@ struct RetentionSettings {
 
 struct StorageSettings {
   std::uint32_t group_commit_max_batch = 1024;
+  // How long a write may wait for its batch (microseconds). An envelope its
+  // online recipient acknowledges within this time is never written at all.
+  std::uint32_t group_commit_linger_us = 2000;
 };
 
 struct Config {

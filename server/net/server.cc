@@ -390,7 +390,9 @@ struct Server::Impl {
     shared.limits = c.limits;
     shared.server_key = key.Clone();
     const std::uint32_t epoch = store->boot_epoch();
-    storage = std::make_unique<StorageWorker>(std::move(store), c.storage.group_commit_max_batch);
+    storage = std::make_unique<StorageWorker>(
+        std::move(store), c.storage.group_commit_max_batch,
+        std::chrono::microseconds(c.storage.group_commit_linger_us));
     relay = std::make_unique<Relay>(
         [strand = relay_strand](std::function<void()> fn) { asio::post(strand, std::move(fn)); },
         *storage, c, std::move(state), epoch,

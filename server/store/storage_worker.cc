@@ -11,8 +11,9 @@ bool StorageWorker::Ticket::TryCancel() {
   return state_->compare_exchange_strong(expected, kCancelled) || expected == kCancelled;
 }
 
-StorageWorker::StorageWorker(std::unique_ptr<ServerStore> store, std::size_t max_batch)
-    : store_(std::move(store)), max_batch_(max_batch == 0 ? 1 : max_batch) {
+StorageWorker::StorageWorker(std::unique_ptr<ServerStore> store, std::size_t max_batch,
+                             std::chrono::microseconds linger)
+    : store_(std::move(store)), max_batch_(max_batch == 0 ? 1 : max_batch), linger_(linger) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -24,7 +25,8 @@ StorageWorker::Ticket StorageWorker::Submit(Work work, Done done) {
   {
     std::lock_guard lock(mu_);
     if (!stopping_) {
-      queue_.push_back({std::move(work), std::move(done), ticket.state_});
+      queue_.push_back({std::move(work), std::move(done), ticket.state_,
+                        std::chrono::steady_clock::now()});
       cv_.notify_one();
       return ticket;
     }
@@ -54,6 +56,10 @@ void StorageWorker::Loop() {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, and everything ran
+      if (linger_.count() > 0) {
+        cv_.wait_until(lock, queue_.front().queued_at + linger_,
+                       [this] { return stopping_ || queue_.size() >= max_batch_; });
+      }
       while (!queue_.empty() && batch.size() < max_batch_) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();

@@ -1,7 +1,8 @@
 // The storage thread: every database write runs here, grouped into one
 // transaction (and so one fsync) per batch. Whatever arrives while a batch
-// commits forms the next batch, so batches grow with load and a lone request
-// is not delayed.
+// commits forms the next batch, so batches grow with load. A batch starts
+// once its oldest operation has waited `linger` (or the batch is full): an
+// envelope acknowledged meanwhile is withdrawn (Ticket) and never written.
 //
 // Each operation runs inside its own savepoint: a failing operation is
 // rolled back alone and reported alone. If the commit itself fails, every
@@ -13,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -52,7 +54,8 @@ class StorageWorker {
     std::uint64_t failed_commits = 0;
   };
 
-  StorageWorker(std::unique_ptr<ServerStore> store, std::size_t max_batch);
+  StorageWorker(std::unique_ptr<ServerStore> store, std::size_t max_batch,
+                std::chrono::microseconds linger = {});
   ~StorageWorker();  // Stop()
   StorageWorker(const StorageWorker&) = delete;
   StorageWorker& operator=(const StorageWorker&) = delete;
@@ -68,12 +71,14 @@ class StorageWorker {
     Work work;
     Done done;
     std::shared_ptr<std::atomic<int>> state;
+    std::chrono::steady_clock::time_point queued_at;
   };
   void Loop();
   void RunBatch(std::deque<Operation>& batch);
 
   std::unique_ptr<ServerStore> store_;
   const std::size_t max_batch_;
+  const std::chrono::microseconds linger_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Operation> queue_;  // guarded by mu_

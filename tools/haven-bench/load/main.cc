@@ -67,6 +67,7 @@ struct Options {
   double s8_seconds = 0.5;
   std::uint64_t sqlcipher_rows = 2000;
   bool skip_mosquitto = false;
+  long storage_linger_us = -1;  // -1: havend's default
   std::vector<std::string> only;  // empty: every scenario
   bool Wants(const std::string& s) const {
     return only.empty() || std::find(only.begin(), only.end(), s) != only.end();
@@ -198,6 +199,10 @@ std::unique_ptr<Havend> StartHavend(const Options& o, std::size_t max_connection
       << "[relay]\nmax_queued_envelopes = 100000\n"
       << "survivor_requests_per_second = 100000\nsurvivor_request_burst = 100000\n"
       << "conversations_opened_per_minute = 1000000\ninvitation_attempts_per_minute = 10000\n";
+  if (o.storage_linger_us >= 0) {
+    std::ofstream(h->dir / "havend.toml", std::ios::app)
+        << "[storage]\ngroup_commit_linger_us = " << o.storage_linger_us << "\n";
+  }
   h->child = Child::Spawn({o.havend, "--config", (h->dir / "havend.toml").string(), "--data-dir",
                            h->data().string(), "--init", "--port", "0"});
   if (!h->child) return nullptr;
@@ -1546,6 +1551,8 @@ int Main(int argc, char** argv) {
       ->delimiter(',');
   std::size_t s4 = 0;
   app.add_option("--s4-connections", s4, "Idle connections for S4 (default by size)");
+  app.add_option("--storage-linger-us", o.storage_linger_us,
+                 "havend's [storage] group_commit_linger_us (default: havend's own)");
   std::vector<std::size_t> s8;
   app.add_option("--s8-levels", s8, "Connection levels for S8 (default by size)");
   CLI11_PARSE(app, argc, argv);
