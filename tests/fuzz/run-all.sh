@@ -8,6 +8,8 @@
 # target keeps a working corpus in build/fuzz/fuzz-work/<name>/corpus that
 # grows from run to run; the seeds in tests/fuzz/corpus/<name> are read but
 # never written. Crash reproducers land in build/fuzz/fuzz-work/<name>/artifacts.
+# HAVEN_FUZZ_TARGETS="a b" runs only those targets; HAVEN_FUZZ_NICE=19 runs
+# them under nice. Dictionaries in tests/fuzz/dict/<name>.dict are used.
 # Exit status: 0 if no target found a problem.
 set -euo pipefail
 
