@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -36,6 +37,14 @@ namespace fz = haven::fuzz;
 
 const fs::path& WorkDir() {
   static const fs::path dir = fz::FuzzScratchDir("haven-store-fuzz");
+  static const bool cleanup_registered = [] {
+    std::atexit([] {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    });
+    return true;
+  }();
+  (void)cleanup_registered;
   return dir;
 }
 

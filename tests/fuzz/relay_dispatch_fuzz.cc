@@ -19,6 +19,7 @@
 // its own request id, and nothing answers a request that was not asked.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "fuzz_check.h"
@@ -37,6 +38,14 @@ namespace v1 = haven::v1;
 using World = fz::RelayWorld;
 
 constexpr int kInputsPerWorld = 200;
+
+// One world per process; deleted at exit so that its database directory in
+// /dev/shm goes too (after a crash it stays, named by the process id).
+World* g_world = nullptr;
+void DeleteWorld() {
+  delete g_world;
+  g_world = nullptr;
+}
 
 constexpr std::size_t FuzzedActor() {
   return HAVEN_FUZZ_ROLE == 1 ? World::kSurvivor
@@ -73,7 +82,11 @@ void SendFrom(World& world, std::size_t who, ByteView record, std::uint64_t requ
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static World* world = new World();  // lives for the whole process
+  if (g_world == nullptr) {
+    g_world = new World();
+    std::atexit(DeleteWorld);
+  }
+  World* world = g_world;
   static int inputs = 0;
   if (++inputs % kInputsPerWorld == 0) world->Reset();
 
