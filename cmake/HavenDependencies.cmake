@@ -2,15 +2,14 @@
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium>=1.0.18)
 
-if(NOT HAVEN_FUZZ)
-  # Boost 1.81: 1.74 lacks as_tuple, channels and awaitable operators.
-  find_package(Boost 1.81 REQUIRED CONFIG)
-  # SQLCipher's pkg-config adds -I/usr/include/sqlcipher, so <sqlite3.h> is SQLCipher's.
-  pkg_check_modules(SQLCIPHER REQUIRED IMPORTED_TARGET sqlcipher)
-  find_package(tomlplusplus REQUIRED)
-  find_package(CLI11 REQUIRED)
-  find_package(Threads REQUIRED)
-endif()
+# Fuzz builds need these too: the fuzz targets link the server and SDK libraries.
+# Boost 1.81: 1.74 lacks as_tuple, channels and awaitable operators.
+find_package(Boost 1.81 REQUIRED CONFIG)
+# SQLCipher's pkg-config adds -I/usr/include/sqlcipher, so <sqlite3.h> is SQLCipher's.
+pkg_check_modules(SQLCIPHER REQUIRED IMPORTED_TARGET sqlcipher)
+find_package(tomlplusplus REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(Threads REQUIRED)
 find_package(Protobuf REQUIRED)
 
 if(HAVEN_BUILD_TESTS AND NOT HAVEN_FUZZ)

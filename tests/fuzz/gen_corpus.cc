@@ -22,6 +22,11 @@
 #include "haven/framing/length_prefix.h"
 #include "noise_fuzz_setup.h"
 
+namespace haven::fuzz {
+// gen_corpus_more.cc: the seeds of every later target.
+void WriteMoreSeeds(const std::filesystem::path& root, const std::filesystem::path& config_dir);
+}  // namespace haven::fuzz
+
 namespace {
 
 using haven::ByteView;
@@ -214,5 +219,7 @@ int main(int argc, char** argv) {
   const std::filesystem::path root = argv[1];
   LengthPrefixSeeds(root / "length_prefix");
   NoiseResponderSeeds(root / "noise_responder");
+  // The configuration seeds start from the repository's own files.
+  haven::fuzz::WriteMoreSeeds(root, root / ".." / ".." / ".." / "config");
   return 0;
 }

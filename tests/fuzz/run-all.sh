@@ -8,6 +8,8 @@
 # target keeps a working corpus in build/fuzz/fuzz-work/<name>/corpus that
 # grows from run to run; the seeds in tests/fuzz/corpus/<name> are read but
 # never written. Crash reproducers land in build/fuzz/fuzz-work/<name>/artifacts.
+# HAVEN_FUZZ_TARGETS="a b" runs only those targets; HAVEN_FUZZ_NICE=19 runs
+# them under nice. Dictionaries in tests/fuzz/dict/<name>.dict are used.
 # Exit status: 0 if no target found a problem.
 set -euo pipefail
 
@@ -23,23 +25,29 @@ root=$(cd "$here/../.." && pwd)
 build=$root/build/fuzz
 cd "$root"
 
-targets=()
-for src in "$here"/*_fuzz.cc; do
-  name=$(basename "$src" _fuzz.cc)
-  targets+=("$name")
-done
-
 if [[ ! -f $build/CMakeCache.txt ]]; then
   cmake --preset fuzz
 fi
-cmake --build "$build" --target "${targets[@]/%/_fuzz}"
+cmake --build "$build" --target fuzz_targets
+
+# Every target CMake built (one source can make several, e.g. relay_*);
+# HAVEN_FUZZ_TARGETS="a b" runs only those.
+targets=()
+for bin in "$build"/tests/fuzz/*_fuzz; do
+  [[ -x $bin ]] && targets+=("$(basename "$bin" _fuzz)")
+done
+if [[ -n ${HAVEN_FUZZ_TARGETS:-} ]]; then
+  read -r -a targets <<<"$HAVEN_FUZZ_TARGETS"
+fi
 
 run_one() {
   local name=$1 work=$build/fuzz-work/$1
   shift
+  local dict=()
+  [[ -f $here/dict/$name.dict ]] && dict=(-dict="$here/dict/$name.dict")
   mkdir -p "$work/corpus" "$work/artifacts"
   echo "=== $name: ${seconds}s, log $work/fuzz.log"
-  (cd "$work" && "$build/tests/fuzz/${name}_fuzz" \
+  (cd "$work" && ${HAVEN_FUZZ_NICE:+nice -n "$HAVEN_FUZZ_NICE"} "$build/tests/fuzz/${name}_fuzz" "${dict[@]}" \
       -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
       -artifact_prefix="$work/artifacts/" "$@" \
       "$work/corpus" "$here/corpus/$name") >"$work/fuzz.log" 2>&1
@@ -49,6 +57,8 @@ report() {
   local name=$1 rc=$2 log=$build/fuzz-work/$1/fuzz.log
   grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added)' \
       "$log" | sed "s/^/  $name /" || true
+  # libFuzzer's last status line: coverage (cov), features (ft), corpus size.
+  grep -E '^#[0-9]+' "$log" | tail -1 | sed "s/^/  $name /" || true
   if [[ $rc -ne 0 ]]; then
     echo "  $name FAILED (exit $rc); see $log and $build/fuzz-work/$name/artifacts/"
     grep -E 'ERROR|invariant violated|Test unit written' "$log" | sed "s/^/  $name /" || true
