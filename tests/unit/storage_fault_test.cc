@@ -23,6 +23,7 @@
 #include "service/invitation.h"
 #include "service/relay.h"
 #include "support/fault_vfs.h"
+#include "support/relay_fakes.h"
 
 namespace haven::server {
 namespace {
@@ -31,79 +32,8 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 using testing::FaultVfs;
 
-// Runs posted functions one at a time on its own thread, like a strand.
-class SerialExecutor {
- public:
-  SerialExecutor() : thread_([this] { Loop(); }) {}
-  ~SerialExecutor() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-  void Post(std::function<void()> fn) {
-    {
-      std::lock_guard lock(mu_);
-      queue_.push_back(std::move(fn));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-        if (queue_.empty()) return;
-        fn = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      fn();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stop_ = false;
-  std::thread thread_;
-};
-
-class RecordingPeer final : public Peer {
- public:
-  void Send(v1::Frame frame) override {
-    std::lock_guard lock(mu_);
-    frames_.push_back(std::move(frame));
-    cv_.notify_all();
-  }
-  void Disconnect(v1::ErrorCode) override {}
-  void Drop() override {}
-
-  // The response to `request_id`, or nullopt after `timeout`.
-  std::optional<v1::Frame> Response(std::uint64_t request_id, std::chrono::milliseconds timeout = 5s) {
-    std::unique_lock lock(mu_);
-    std::optional<v1::Frame> found;
-    cv_.wait_for(lock, timeout, [&] {
-      for (auto it = frames_.begin(); it != frames_.end(); ++it) {
-        if (it->has_response() && it->request_id() == request_id) {
-          found = std::move(*it);
-          frames_.erase(it);
-          return true;
-        }
-      }
-      return false;
-    });
-    return found;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<v1::Frame> frames_;
-};
+using testing::SerialExecutor;
+using testing::FakePeer;
 
 class StorageFaultTest : public ::testing::Test {
  protected:
@@ -161,7 +91,7 @@ class StorageFaultTest : public ::testing::Test {
   }
 
   template <typename Fill>
-  std::optional<v1::Frame> Ask(const std::shared_ptr<RecordingPeer>& peer, Fill fill) {
+  std::optional<v1::Frame> Ask(const std::shared_ptr<FakePeer>& peer, Fill fill) {
     v1::Frame f;
     f.set_request_id(++next_id_);
     fill(*f.mutable_request());
@@ -212,8 +142,8 @@ class StorageFaultTest : public ::testing::Test {
   SecureBuffer key_ = SecureBuffer::Random(32);
   noise::PublicKey survivor_key_ = noise::KeyPair::Generate().public_key;
   noise::PublicKey counsellor_key_ = noise::KeyPair::Generate().public_key;
-  std::shared_ptr<RecordingPeer> survivor_ = std::make_shared<RecordingPeer>();
-  std::shared_ptr<RecordingPeer> counsellor_ = std::make_shared<RecordingPeer>();
+  std::shared_ptr<FakePeer> survivor_ = std::make_shared<FakePeer>();
+  std::shared_ptr<FakePeer> counsellor_ = std::make_shared<FakePeer>();
   SerialExecutor exec_;
   std::unique_ptr<StorageWorker> worker_;
   std::unique_ptr<Relay> relay_;
