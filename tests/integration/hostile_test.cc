@@ -30,6 +30,7 @@
 #include "support/noise_client.h"
 #include "support/raw_socket.h"
 #include "support/relay_client.h"
+#include "support/relay_fixture.h"
 
 namespace haven {
 namespace {
@@ -152,7 +153,8 @@ std::optional<v1::Frame> RawAsk(RelayClient& c, std::uint64_t request_id, const 
 
 // --- The fixture ------------------------------------------------------------------
 
-class HostileTest : public ::testing::Test {
+// Survivor(), Counsellor() and server_ come from RelayServerTest.
+class HostileTest : public haven::testing::RelayServerTest {
  protected:
   static void SetUpTestSuite() {
     // Room for thousands of sockets here and in havend (which inherits it).
@@ -268,20 +270,6 @@ class HostileTest : public ::testing::Test {
     }
   }
 
-  std::unique_ptr<RelayClient> Survivor() {
-    auto c = std::make_unique<RelayClient>(*server_);
-    EXPECT_TRUE(c->Connect()) << c->last_error().ToString();
-    return c;
-  }
-
-  std::unique_ptr<RelayClient> Counsellor(const std::string& role = "counsellor") {
-    auto c = std::make_unique<RelayClient>(*server_);
-    EXPECT_TRUE(c->Connect()) << c->last_error().ToString();
-    auto r = c->Redeem(server_->Enrol(role));
-    EXPECT_TRUE(r.ok() && r->has_invitation_redeemed()) << RelayClient::Describe(r);
-    return c;
-  }
-
   // A survivor's conversation, claimed by `counsellor`.
   std::pair<std::unique_ptr<RelayClient>, std::string> ClaimedBy(RelayClient& counsellor) {
     auto s = Survivor();
@@ -305,7 +293,6 @@ class HostileTest : public ::testing::Test {
   }
 
   static constexpr std::size_t kQuietRounds = 40;
-  std::unique_ptr<HavendProcess> server_;
   std::unique_ptr<HealthyPair> pair_;
   std::string pair_id_;
   std::string pair_survivor_key_;
