@@ -312,10 +312,8 @@ void Engine::EnsurePeers(Conversation& c) {
   if (c.me == v1::ROLE_SUPERVISOR) {
     c.peers[v1::ROLE_SURVIVOR];
     c.peers[v1::ROLE_COUNSELLOR];
-    c.supervisor_present = true;
   } else {
     c.peers[MainPeer(c.me)];
-    if (c.supervisor_present) c.peers[v1::ROLE_SUPERVISOR];
   }
 }
 
@@ -474,7 +472,6 @@ void Engine::HandleResponse(std::uint64_t request_id, const v1::Response& respon
         conv.language = s.language();
         conv.priority = s.priority();
         conv.me = v1::ROLE_COUNSELLOR;
-        conv.supervisor_present = s.supervisor_present();
         EnsurePeers(conv);
         queue_.erase(s.conversation_id());
         conv.state = ConversationState::kOpening;  // so that SetState announces it
@@ -742,8 +739,7 @@ void Engine::SupervisorPresence(Conversation& c, bool present) {
     if (!present && !Ended(c.state)) SetState(c, ConversationState::kLeft);
     return;
   }
-  if (present == c.supervisor_present) return;
-  c.supervisor_present = present;
+  if (present == c.supervisor_present()) return;
   if (present) {
     c.peers[v1::ROLE_SUPERVISOR] = PeerSession{};  // a new session with each join
   } else {
@@ -1549,7 +1545,7 @@ std::vector<sdk::ConversationInfo> Engine::Conversations() const {
   for (const auto& [id, c] : conversations_) {
     auto main = c.peers.find(MainPeer(c.me));
     const bool secure = main != c.peers.end() && main->second.ratchet.has_value();
-    out.push_back({id, c.state, secure, c.language, c.priority, c.supervisor_present});
+    out.push_back({id, c.state, secure, c.language, c.priority, c.supervisor_present()});
   }
   return out;
 }
@@ -1600,7 +1596,7 @@ void Engine::PersistDevice() {
 void Engine::Persist(const Conversation& c) {
   if (store_ == nullptr || c.server_id.empty()) return;
   // format(1) server_id state(1) language priority(1) epoch(8) last_seq(8)
-  // me(1) supervisor_present(1) npeers(4), then per participant: role(1)
+  // me(1) npeers(4), then per participant: role(1)
   // remote initial ratchet, outbox { id(8) envelope }*, unsent { id(8) text }*.
   // What waits to be sent goes with the ratchet that made it: a session
   // start the server has not accepted yet must survive a restart.
@@ -1611,7 +1607,7 @@ void Engine::Persist(const Conversation& c) {
     Bytes remote;
   };
   std::vector<Part> parts;
-  std::size_t size = 1 + 4 + c.server_id.size() + 1 + 4 + c.language.size() + 1 + 8 + 8 + 1 + 1 + 4;
+  std::size_t size = 1 + 4 + c.server_id.size() + 1 + 4 + c.language.size() + 1 + 8 + 8 + 1 + 4;
   for (const auto& [role, p] : c.peers) {
     Part part{role, &p, p.ratchet ? p.ratchet->Serialize() : SecureBuffer(),
               p.remote_identity ? p.remote_identity->Encode() : Bytes()};
@@ -1630,7 +1626,6 @@ void Engine::Persist(const Conversation& c) {
   w.U64(c.epoch);
   w.U64(c.last_seq);
   w.U8(static_cast<std::uint8_t>(c.me));
-  w.U8(c.supervisor_present ? 1 : 0);
   w.U32(parts.size());
   for (const Part& part : parts) {
     w.U8(static_cast<std::uint8_t>(part.role));
@@ -1663,7 +1658,6 @@ Result<Engine::Conversation> Engine::DecodeConversation(ByteView data) {
   c.epoch = static_cast<std::uint32_t>(r.U64());
   c.last_seq = r.U64();
   const std::uint8_t me = r.U8();
-  c.supervisor_present = r.U8() != 0;
   const std::uint32_t npeers = r.U32();
   if (!r.ok || state < 1 || state > static_cast<int>(ConversationState::kLeft) || me < 1 || me > 3 ||
       npeers > 2) {

@@ -170,8 +170,12 @@ class Engine {
     bool open_in_flight = false;  // survivor
     bool open_unconfirmed = false;  // sent, connection lost before the answer
     v1::Role me = v1::ROLE_SURVIVOR;  // which participant this device is in it
-    bool supervisor_present = false;
-    std::map<v1::Role, PeerSession> peers;  // the other participants
+    // The other participants; a supervisor is present exactly while it is
+    // one of them (or this device is the supervisor).
+    std::map<v1::Role, PeerSession> peers;
+    bool supervisor_present() const {
+      return me == v1::ROLE_SUPERVISOR || peers.count(v1::ROLE_SUPERVISOR) > 0;
+    }
     std::uint64_t last_seq = 0;
     bool ack_due = false;
     std::set<MessageKey> seen;
