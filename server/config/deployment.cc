@@ -59,7 +59,8 @@ Result<DataDirLock> DataDirLock::Acquire(const std::string& data_dir, std::strin
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
-    return Status::FailedPrecondition(std::string(holder) + ": " + data_dir +
+    const std::string who = holder.empty() ? "" : std::string(holder) + ": ";
+    return Status::FailedPrecondition(who + data_dir +
                                       " is in use by a running havend (or another haven-admin "
                                       "command); stop it first");
   }

@@ -35,7 +35,8 @@ Result<Deployment> LoadDeployment(const Config& config, const std::string& data_
 
 // An exclusive advisory lock on <data_dir>/havend.lock, held for the life of
 // the object: one havend per data directory, and haven-admin commands that
-// rewrite the database refuse to run beside it.
+// rewrite the database refuse to run beside it. `holder` (may be empty)
+// begins the refusal's message, e.g. "purge: <dir> is in use by ...".
 class DataDirLock {
  public:
   static Result<DataDirLock> Acquire(const std::string& data_dir, std::string_view holder);

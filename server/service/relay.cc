@@ -863,7 +863,7 @@ struct Relay::Impl : std::enable_shared_from_this<Relay::Impl> {
       e->accepted_sent = true;
       if (auto sender = e->sender.lock()) {
         sender->Send(ErrorFrame(e->sender_request_id, v1::ERROR_CODE_STORAGE_UNAVAILABLE,
-                                "could not store the envelope; nothing was kept; resend it"));
+                                "could not store the envelope; resend it"));
       }
     }
     Forget(cit->second, to, *e);

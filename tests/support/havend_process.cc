@@ -66,8 +66,10 @@ void HavendProcess::Drain(int timeout_ms) {
   }
 }
 
-std::unique_ptr<HavendProcess> HavendProcess::Start(const std::string& extra_toml) {
+std::unique_ptr<HavendProcess> HavendProcess::Start(const std::string& extra_toml,
+                                                    const std::string& binary) {
   std::unique_ptr<HavendProcess> p(new HavendProcess());
+  p->binary_ = binary;
   p->dir_ = MakeTempDir("havend");
   p->data_dir_ = p->dir_ / "data";
   p->config_ = p->dir_ / "havend.toml";
@@ -82,7 +84,7 @@ std::unique_ptr<HavendProcess> HavendProcess::Start(const std::string& extra_tom
 bool HavendProcess::Launch(const std::vector<std::string>& args) {
   if (output_fd_ >= 0) ::close(output_fd_);
   output_.clear();
-  Spawned s = Spawn(args);
+  Spawned s = Spawn(args, binary_);
   pid_ = s.pid;
   output_fd_ = s.fd;
   const std::regex listening(R"(listening on 127\.0\.0\.1:(\d+))");
@@ -114,8 +116,9 @@ void HavendProcess::Kill() {
   pid_ = -1;
 }
 
-bool HavendProcess::Restart() {
+bool HavendProcess::Restart(const std::string& binary) {
   if (pid_ > 0) Terminate();
+  if (!binary.empty()) binary_ = binary;
   // The port was free a moment ago; SO_REUSEADDR lets havend take it back.
   return Launch({"--config", config_.string(), "--data-dir", data_dir_.string(), "--port",
                  std::to_string(port_)});

@@ -23,8 +23,10 @@ class HavendProcess {
  public:
   // Writes `extra_toml` (for example "[limits]\nhandshake_timeout_ms = 300\n")
   // to a config file and starts havend --init on port 0. Returns nullptr and
-  // records a gtest failure if it does not come up within 10 s.
-  static std::unique_ptr<HavendProcess> Start(const std::string& extra_toml = "");
+  // records a gtest failure if it does not come up within 10 s. `binary` is
+  // the program to run (the test-only havend_fault takes havend's arguments).
+  static std::unique_ptr<HavendProcess> Start(const std::string& extra_toml = "",
+                                              const std::string& binary = HAVEN_HAVEND_PATH);
 
   // Runs havend to completion with `args` (for startup-failure tests).
   static HavendRun RunToExit(const std::vector<std::string>& args,
@@ -46,9 +48,10 @@ class HavendProcess {
 
   // SIGKILL, as a crash would: no shutdown, no flush.
   void Kill();
-  // Starts havend again on the same data directory, configuration and port.
-  // Returns false (and records a failure) if it does not come up.
-  bool Restart();
+  // Starts havend again on the same data directory, configuration and port
+  // (with `binary` instead from now on, if given). Returns false (and
+  // records a failure) if it does not come up.
+  bool Restart(const std::string& binary = "");
 
   // Runs haven-admin with --data-dir set to this server's data directory.
   HavendRun Admin(const std::vector<std::string>& args);
@@ -65,6 +68,7 @@ class HavendProcess {
   bool Launch(const std::vector<std::string>& args);
 
   pid_t pid_ = -1;
+  std::string binary_;
   int output_fd_ = -1;
   std::string output_;
   std::uint16_t port_ = 0;

@@ -64,11 +64,18 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, ByteVi
   }
   // SQLCipher 3 defaults, spelled out: they must match on every open.
   HAVEN_RETURN_IF_ERROR(db->Exec("PRAGMA cipher_page_size = 4096; PRAGMA kdf_iter = 64000;"));
-  // The key is only checked when a page is read: read one now.
-  if (sqlite3_exec(raw, "SELECT count(*) FROM sqlite_master;", nullptr, nullptr, nullptr) !=
-      SQLITE_OK) {
+  // The key is only checked when a page is read: read one now. A page that
+  // does not decrypt is SQLITE_NOTADB; anything else (an I/O error, a file
+  // that cannot be locked) is not the key's fault and must not be blamed on it.
+  const int read_rc =
+      sqlite3_exec(raw, "SELECT count(*) FROM sqlite_master;", nullptr, nullptr, nullptr);
+  if (read_rc == SQLITE_NOTADB) {
     return Status::DataLoss("database file " + path +
                             " cannot be decrypted: wrong key, or not a Haven database");
+  }
+  if (read_rc != SQLITE_OK) {
+    return Status::Unavailable("cannot read database file " + path + ": " +
+                               sqlite3_errmsg(raw) + " (check the disk and the file)");
   }
   HAVEN_RETURN_IF_ERROR(db->Exec(
       "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; "
