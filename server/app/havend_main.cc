@@ -30,7 +30,9 @@ int Fail(const haven::Status& status) {
 // Errors from deep in the storage layer say only "database: disk I/O error";
 // the operator also needs to know which file, and where to look.
 int FailOnDatabase(const haven::Status& status, const std::string& path) {
-  if (status.message().find(path) != std::string::npos) return Fail(status);
+  using Code = haven::Status::Code;
+  const bool io = status.code() == Code::kUnavailable || status.code() == Code::kInternal;
+  if (!io || status.message().find(path) != std::string::npos) return Fail(status);
   std::string_view what = status.message();
   if (what.substr(0, 10) == "database: ") what.remove_prefix(10);
   std::fprintf(stderr, "havend: database file %s: %.*s (check the disk and the file)\n",

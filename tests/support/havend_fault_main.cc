@@ -9,6 +9,8 @@
 //   clear             the disk is healthy
 //   full              every write answers SQLITE_FULL
 //   fail-after <n>    the next n I/O operations succeed, every later one fails
+//   report            no change: only rewrite the status (so that the counts
+//                     the test reads include everything done before it asked)
 // The command in the file when havend_fault starts is applied before
 // HavendMain runs (a disk already dead at startup); later ones within a few
 // milliseconds of being written. After each, and whenever the counts move,
@@ -58,12 +60,15 @@ void Apply(FaultVfs& vfs, const Command& c) {
     vfs.Clear();
     vfs.DiskFull(true);
   } else if (c.verb == "fail-after") {
+    // Not atomic with an operation already in flight, which may use up one
+    // of the n: the sweep only needs the failure point to move.
     vfs.Clear();
     vfs.FailAfter(c.argument);
-  } else {
+  } else if (c.verb != "report") {
     std::fprintf(stderr, "havend_fault: unknown command '%s' in the control file\n",
                  c.verb.c_str());
-    std::exit(2);
+    std::fflush(stderr);
+    ::_exit(2);  // not exit(): other threads are running
   }
 }
 
@@ -111,5 +116,10 @@ int main(int argc, char** argv) {
   if (initial.sequence >= 0) Apply(vfs, initial);
   WriteStatus(std::string(control) + ".status", initial.sequence, vfs);
   std::thread(Steer, std::ref(vfs), std::string(control), initial.sequence).detach();
-  return haven::server::HavendMain(argc, argv);
+  const int status = haven::server::HavendMain(argc, argv);
+  // The steering thread never stops: leave without running static
+  // destructors under it.
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::_exit(status);
 }

@@ -81,7 +81,7 @@ std::unique_ptr<HavendProcess> HavendProcess::Start(const std::string& extra_tom
   return p;
 }
 
-bool HavendProcess::Launch(const std::vector<std::string>& args) {
+bool HavendProcess::LaunchOnce(const std::vector<std::string>& args) {
   if (output_fd_ >= 0) ::close(output_fd_);
   output_.clear();
   Spawned s = Spawn(args, binary_);
@@ -101,8 +101,21 @@ bool HavendProcess::Launch(const std::vector<std::string>& args) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
+      Drain(100);  // what it said last
       break;
     }
+  }
+  return false;
+}
+
+bool HavendProcess::Launch(const std::vector<std::string>& args) {
+  // A restart asks for the port it had; between the old process's death and
+  // the new one's bind, another test's outgoing connection may hold it for a
+  // moment. Try again then; any other failure is reported at once.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (LaunchOnce(args)) return true;
+    if (output_.find("cannot listen on") == std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 * (attempt + 1)));
   }
   ADD_FAILURE() << "havend did not start; output:\n" << output_;
   return false;

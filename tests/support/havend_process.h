@@ -65,7 +65,8 @@ class HavendProcess {
  private:
   HavendProcess() = default;
   void Drain(int timeout_ms);
-  bool Launch(const std::vector<std::string>& args);
+  bool Launch(const std::vector<std::string>& args);      // retries a port in use
+  bool LaunchOnce(const std::vector<std::string>& args);  // no gtest failure
 
   pid_t pid_ = -1;
   std::string binary_;

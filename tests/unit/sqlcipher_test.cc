@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "haven/common/secure_memory.h"
+#include "support/fault_vfs.h"
 #include "support/files.h"
 
 namespace haven::sqlcipher {
@@ -62,6 +63,34 @@ TEST_F(SqlCipherTest, WrongKeyIsReportedAtOpenNamingTheFile) {
   ASSERT_FALSE(db.ok());
   EXPECT_EQ(db.status().code(), Status::Code::kDataLoss);
   EXPECT_NE(db.status().message().find(path_), std::string::npos);
+}
+
+// A disk that fails while the file is being opened is not a wrong key: the
+// SDK tells the app "wrong passphrase" for kDataLoss, and havend tells the
+// operator to look for another key. Found by havend_fault_test.
+TEST_F(SqlCipherTest, AnIoErrorAtOpenIsNotReportedAsAWrongKey) {
+  {
+    auto db = Database::Open(path_, key_.view());
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("CREATE TABLE t(x); INSERT INTO t VALUES(1);").ok());
+  }
+  auto& vfs = testing::FaultVfs::Install();
+  int failed = 0;
+  for (int healthy = 0; healthy <= 8; ++healthy) {
+    vfs.FailAfter(healthy);
+    auto db = Database::Open(path_, key_.view());
+    vfs.Clear();
+    if (db.ok()) continue;  // the fault came after the open's last read
+    ++failed;
+    EXPECT_NE(db.status().code(), Status::Code::kDataLoss) << healthy << ": " << db.status().ToString();
+    EXPECT_EQ(db.status().message().find("wrong key"), std::string::npos) << db.status().ToString();
+  }
+  EXPECT_GE(failed, 4) << "the first reads of an open must be among the failed ones";
+  auto db = Database::Open(path_, key_.view());  // the disk is healthy again
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  auto stmt = (*db)->Prepare("SELECT count(*) FROM t");
+  ASSERT_TRUE(stmt.ok() && *stmt->Step());
+  EXPECT_EQ(stmt->ColumnInt(0), 1);
 }
 
 TEST_F(SqlCipherTest, RejectsKeyOfWrongLength) {
