@@ -12,6 +12,7 @@
 // The pair's p99 under attack and in the quiet phase are printed, never
 // asserted. Counts are scaled down under sanitizers (see Scaled()).
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -58,6 +59,21 @@ int Scaled(int n) {
   double factor = kSanitized ? 0.2 : 1.0;
   if (const char* s = std::getenv("HAVEN_HOSTILE_SCALE")) factor *= std::atof(s);
   return std::max(1, static_cast<int>(n * factor));
+}
+
+// HAVEN_HOSTILE_PIN=1 (needs 2 CPUs): havend and the healthy pair run on CPU 0,
+// the attacker on CPU 1, so that the pair's p99 shows what the attack costs
+// havend, as with an attacker on another machine, and not the attacker's own
+// CPU use beside them. Tests then must run one at a time (ctest -j1).
+bool PinAttackerApart() {
+  const char* pin = std::getenv("HAVEN_HOSTILE_PIN");
+  return pin != nullptr && std::string(pin) == "1";
+}
+void PinThisThreadTo(std::size_t cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  ASSERT_EQ(::sched_setaffinity(0, sizeof set, &set), 0) << "HAVEN_HOSTILE_PIN needs CPUs 0 and 1";
 }
 
 // havend.toml, table by table, so that a test can change one key.
@@ -171,6 +187,11 @@ class HostileTest : public haven::testing::RelayServerTest {
   // language nobody uses (for floods of queue events aimed at another client).
   void Start(const Settings& settings = Defaults(), std::chrono::milliseconds pace = 5ms,
              bool pair_sees_no_queue = false) {
+    // havend (forked now) and the pair (its connections and threads, made
+    // below) inherit CPU 0; the attack, after Start(), runs on CPU 1.
+    if (PinAttackerApart()) {
+      ASSERT_NO_FATAL_FAILURE(PinThisThreadTo(0));
+    }
     server_ = HavendProcess::Start(settings.Toml());
     ASSERT_NE(server_, nullptr);
     auto counsellor = Counsellor();
@@ -195,6 +216,9 @@ class HostileTest : public haven::testing::RelayServerTest {
     (void)pair_->WaitRounds(kQuietRounds - 5, 1500ms);
     pair_->SetPhase(HealthyPair::kAttack);
     rss_at_start_ = RssKb(server_->pid());
+    if (PinAttackerApart()) {
+      ASSERT_NO_FATAL_FAILURE(PinThisThreadTo(1));
+    }
   }
 
   void EndAttack() {
