@@ -130,18 +130,18 @@ Bytes RawValidHandshake() {
 
   Bytes m1;
   HAVEN_FUZZ_CHECK(initiator.WriteMessage(Text("client hello"), &m1).ok());
-  fz::AppendRecord(m1, &seed);
+  fz::AppendFuzzRecord(m1, &seed);
   HAVEN_FUZZ_CHECK(responder.ReadMessage(m1, &scratch).ok());
 
   const Bytes r_payload = Text("server hello");
-  fz::AppendRecord(r_payload, &seed);
+  fz::AppendFuzzRecord(r_payload, &seed);
   Bytes m2;
   HAVEN_FUZZ_CHECK(responder.WriteMessage(r_payload, &m2).ok());
   HAVEN_FUZZ_CHECK(initiator.ReadMessage(m2, &scratch).ok());
 
   Bytes m3;
   HAVEN_FUZZ_CHECK(initiator.WriteMessage(Text("client auth"), &m3).ok());
-  fz::AppendRecord(m3, &seed);
+  fz::AppendFuzzRecord(m3, &seed);
   HAVEN_FUZZ_CHECK(responder.ReadMessage(m3, &scratch).ok());
   HAVEN_FUZZ_CHECK(initiator.IsComplete() && responder.IsComplete());
 
@@ -153,7 +153,7 @@ Bytes RawValidHandshake() {
     Bytes c;
     HAVEN_FUZZ_CHECK(ti->Encrypt(plaintext, &c).ok());
     seed.push_back(fz::kOpDecrypt);
-    fz::AppendRecord(c, &seed);
+    fz::AppendFuzzRecord(c, &seed);
     Bytes p;
     HAVEN_FUZZ_CHECK(tr->Decrypt(c, &p).ok());
     HAVEN_FUZZ_CHECK(p == plaintext);
@@ -161,14 +161,14 @@ Bytes RawValidHandshake() {
   send_to_responder(Text("first transport message"));
   send_to_responder(Bytes{});
   seed.push_back(fz::kOpEncrypt);
-  fz::AppendRecord(Text("pong"), &seed);
+  fz::AppendFuzzRecord(Text("pong"), &seed);
   seed.push_back(fz::kOpRekeyReceive);
   ti->RekeySend();
   tr->RekeyReceive();
   send_to_responder(Text("after rekey"));
   seed.push_back(fz::kOpRekeySend);
   seed.push_back(fz::kOpDecrypt);
-  fz::AppendRecord(Filled(20, 0x77), &seed);  // garbage: must fail, harmlessly
+  fz::AppendFuzzRecord(Filled(20, 0x77), &seed);  // garbage: must fail, harmlessly
   return seed;
 }
 
@@ -178,9 +178,9 @@ Bytes RawFirstMessageOnly() {
   Bytes seed = {0x00};
   Bytes m1;
   HAVEN_FUZZ_CHECK(initiator.WriteMessage({}, &m1).ok());
-  fz::AppendRecord(m1, &seed);
-  fz::AppendRecord({}, &seed);
-  fz::AppendRecord(Filled(64, 0x90), &seed);
+  fz::AppendFuzzRecord(m1, &seed);
+  fz::AppendFuzzRecord({}, &seed);
+  fz::AppendFuzzRecord(Filled(64, 0x90), &seed);
   return seed;
 }
 
@@ -189,13 +189,13 @@ void NoiseResponderSeeds(const std::filesystem::path& dir) {
   WriteSeed(dir, "raw-first-message-only", RawFirstMessageOnly());
   {
     Bytes s = {0x00};
-    fz::AppendRecord(Filled(10, 0x01), &s);
+    fz::AppendFuzzRecord(Filled(10, 0x01), &s);
     WriteSeed(dir, "raw-short-message", s);
   }
   {
     Bytes s = {0x00};
     Bytes m1(haven::noise::kDhLen + haven::noise::kTagLen, 0);  // e = 0: a low-order point
-    fz::AppendRecord(m1, &s);
+    fz::AppendFuzzRecord(m1, &s);
     WriteSeed(dir, "raw-low-order-ephemeral", s);
   }
   // Valid mode: mode, target message, payload seed, edits (op, position).

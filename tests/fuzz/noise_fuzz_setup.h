@@ -1,5 +1,5 @@
-// The fixed Noise configuration shared by noise_responder_fuzz.cc and the
-// seed generator (gen_corpus.cc): Haven's XK protocol, prologue and constant
+// The fixed Noise configuration shared by noise_responder_fuzz.cc,
+// noise_initiator_fuzz.cc and the seed generator (gen_corpus.cc): Haven's XK protocol, prologue and constant
 // key pairs, so that a handshake recorded once replays byte for byte.
 //
 // Both ephemerals are fixed too (fixed_ephemeral_for_testing). For the
@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "fuzz_check.h"
+#include "fuzz_reader.h"
 #include "haven/common/protocol.h"
 #include "haven/noise/handshake_state.h"
 
@@ -110,13 +111,49 @@ inline noise::HandshakeState MakeInitiator() {
   return std::move(state).value();
 }
 
-// Appends a raw-mode record: 2-byte big-endian length, then the bytes.
-inline void AppendRecord(ByteView bytes, Bytes* out) {
-  HAVEN_FUZZ_CHECK(bytes.size() <= 0xffff);
-  std::uint8_t header[2];
-  StoreBigEndian16(static_cast<std::uint16_t>(bytes.size()), header);
-  out->insert(out->end(), header, header + 2);
-  out->insert(out->end(), bytes.begin(), bytes.end());
+// After an error a handshake is poisoned: nothing may succeed any more.
+inline void CheckPoisoned(noise::HandshakeState& hs, ByteView message) {
+  Bytes scratch;
+  HAVEN_FUZZ_CHECK(!hs.ReadMessage(message, &scratch).ok());
+  HAVEN_FUZZ_CHECK(!hs.WriteMessage({}, &scratch).ok());
+  HAVEN_FUZZ_CHECK(!hs.Split().ok());
+  HAVEN_FUZZ_CHECK(!hs.IsComplete());
+}
+
+// Raw mode after the handshake: steps of an operation byte (kOp*, low two
+// bits) and, for Decrypt and Encrypt, a record. Checked: sizes follow the
+// tag, a failed Decrypt is DATA_LOSS and leaves its output as it was, and
+// Encrypt fails exactly when the message would exceed the Noise maximum.
+inline void RunTransport(noise::TransportState& transport, Reader& reader) {
+  constexpr std::uint8_t kSentinel = 0xa5;
+  while (!reader.done()) {
+    const std::uint8_t op = reader.Byte() & 3u;
+    if (op == kOpRekeyReceive) {
+      transport.RekeyReceive();
+      continue;
+    }
+    if (op == kOpRekeySend) {
+      transport.RekeySend();
+      continue;
+    }
+    const ByteView record = reader.Record();
+    Bytes out = {kSentinel};
+    if (op == kOpDecrypt) {
+      const Status st = transport.Decrypt(record, &out);
+      if (st.ok()) {
+        HAVEN_FUZZ_CHECK(record.size() >= noise::kTagLen);
+        HAVEN_FUZZ_CHECK(out.size() == 1 + record.size() - noise::kTagLen);
+      } else {
+        HAVEN_FUZZ_CHECK(st.code() == Status::Code::kDataLoss);
+        HAVEN_FUZZ_CHECK(out.size() == 1);  // left as it was
+      }
+    } else {
+      const Status st = transport.Encrypt(record, &out);
+      HAVEN_FUZZ_CHECK(st.ok() == (record.size() + noise::kTagLen <= noise::kMaxMessageLen));
+      if (st.ok()) HAVEN_FUZZ_CHECK(out.size() == 1 + record.size() + noise::kTagLen);
+    }
+    HAVEN_FUZZ_CHECK(out[0] == kSentinel);
+  }
 }
 
 }  // namespace haven::fuzz

@@ -30,48 +30,9 @@ using haven::noise::HandshakeState;
 using haven::noise::kDhLen;
 using haven::noise::kMaxMessageLen;
 using haven::noise::kTagLen;
-using haven::noise::TransportState;
 namespace fz = haven::fuzz;
 
 constexpr std::uint8_t kSentinel = 0x5a;
-
-void CheckPoisoned(HandshakeState& hs, ByteView message) {
-  Bytes scratch;
-  HAVEN_FUZZ_CHECK(!hs.ReadMessage(message, &scratch).ok());
-  HAVEN_FUZZ_CHECK(!hs.WriteMessage({}, &scratch).ok());
-  HAVEN_FUZZ_CHECK(!hs.Split().ok());
-  HAVEN_FUZZ_CHECK(!hs.IsComplete());
-}
-
-void RunTransport(TransportState& transport, fz::Reader& reader) {
-  while (!reader.done()) {
-    const std::uint8_t op = reader.Byte() & 3u;
-    if (op == fz::kOpRekeyReceive) {
-      transport.RekeyReceive();
-      continue;
-    }
-    if (op == fz::kOpRekeySend) {
-      transport.RekeySend();
-      continue;
-    }
-    const ByteView record = reader.Record();
-    Bytes out = {kSentinel};
-    if (op == fz::kOpDecrypt) {
-      const Status st = transport.Decrypt(record, &out);
-      if (st.ok()) {
-        HAVEN_FUZZ_CHECK(record.size() >= kTagLen);
-        HAVEN_FUZZ_CHECK(out.size() == 1 + record.size() - kTagLen);
-      } else {
-        HAVEN_FUZZ_CHECK(out.size() == 1);
-      }
-    } else {
-      const Status st = transport.Encrypt(record, &out);
-      HAVEN_FUZZ_CHECK(st.ok() == (record.size() + kTagLen <= kMaxMessageLen));
-      if (st.ok()) HAVEN_FUZZ_CHECK(out.size() == 1 + record.size() + kTagLen);
-    }
-    HAVEN_FUZZ_CHECK(out[0] == kSentinel);
-  }
-}
 
 // Size of handshake message `index` (0..2) carrying `payload` bytes.
 std::size_t MessageSize(std::size_t index, std::size_t payload) {
@@ -93,7 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const Status st = hs.WriteMessage(record, &message);
       if (!st.ok()) {
         HAVEN_FUZZ_CHECK(MessageSize(index, record.size()) > kMaxMessageLen);
-        CheckPoisoned(hs, record);
+        fz::CheckPoisoned(hs, record);
         return 0;
       }
       HAVEN_FUZZ_CHECK(message[0] == kSentinel);
@@ -108,7 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const Status st = hs.ReadMessage(record, &payload);
       if (!st.ok()) {
         HAVEN_FUZZ_CHECK(payload.size() == 1 || payload[0] == kSentinel);
-        CheckPoisoned(hs, record);
+        fz::CheckPoisoned(hs, record);
         return 0;
       }
       HAVEN_FUZZ_CHECK(record.size() >= kDhLen + kTagLen);
@@ -121,6 +82,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   HAVEN_FUZZ_CHECK(hs.remote_static() == fz::Keys().responder_static.public_key);
   auto split = hs.Split();
   HAVEN_FUZZ_CHECK(split.ok());
-  RunTransport(split.value(), reader);
+  fz::RunTransport(split.value(), reader);
   return 0;
 }

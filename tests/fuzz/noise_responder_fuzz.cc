@@ -41,6 +41,7 @@
 #include <utility>
 
 #include "fuzz_check.h"
+#include "fuzz_reader.h"
 #include "noise_fuzz_setup.h"
 
 namespace {
@@ -57,87 +58,10 @@ namespace fz = haven::fuzz;
 
 constexpr std::uint8_t kSentinel = 0xa5;
 
-// Splits the input into the pieces described above.
-class Reader {
- public:
-  explicit Reader(ByteView input) : rest_(input) {}
-
-  bool done() const { return rest_.empty(); }
-
-  std::uint8_t Byte() {
-    if (rest_.empty()) return 0;
-    const std::uint8_t b = rest_[0];
-    rest_ = rest_.subspan(1);
-    return b;
-  }
-
-  ByteView Record() {
-    if (rest_.size() < 2) {
-      rest_ = {};
-      return {};
-    }
-    const std::size_t length = std::min<std::size_t>(haven::LoadBigEndian16(rest_.data()),
-                                                     rest_.size() - 2);
-    const ByteView record = rest_.subspan(2, length);
-    rest_ = rest_.subspan(2 + length);
-    return record;
-  }
-
- private:
-  ByteView rest_;
-};
-
-bool SameBytes(ByteView a, ByteView b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
-
-// After an error the handshake is poisoned: nothing may succeed any more.
-void CheckPoisoned(HandshakeState& hs, ByteView message) {
-  Bytes scratch;
-  HAVEN_FUZZ_CHECK(!hs.ReadMessage(message, &scratch).ok());
-  HAVEN_FUZZ_CHECK(!hs.WriteMessage({}, &scratch).ok());
-  HAVEN_FUZZ_CHECK(!hs.Split().ok());
-  HAVEN_FUZZ_CHECK(!hs.IsComplete());
-}
-
 // ---------------------------------------------------------------- raw mode
 
-void RunTransport(TransportState& transport, Reader& reader) {
-  while (!reader.done()) {
-    const std::uint8_t op = reader.Byte() & 3u;
-    if (op == fz::kOpRekeyReceive) {
-      transport.RekeyReceive();
-      continue;
-    }
-    if (op == fz::kOpRekeySend) {
-      transport.RekeySend();
-      continue;
-    }
-    const ByteView record = reader.Record();
-    Bytes out = {kSentinel};
-    if (op == fz::kOpDecrypt) {
-      const Status st = transport.Decrypt(record, &out);
-      if (st.ok()) {
-        HAVEN_FUZZ_CHECK(record.size() >= kTagLen);
-        HAVEN_FUZZ_CHECK(out.size() == 1 + record.size() - kTagLen);
-      } else {
-        HAVEN_FUZZ_CHECK(st.code() == Status::Code::kDataLoss);
-      }
-      HAVEN_FUZZ_CHECK(out[0] == kSentinel);
-      if (!st.ok()) HAVEN_FUZZ_CHECK(out.size() == 1);  // left as it was
-    } else {
-      const Status st = transport.Encrypt(record, &out);
-      if (record.size() + kTagLen <= kMaxMessageLen) {
-        HAVEN_FUZZ_CHECK(st.ok());
-        HAVEN_FUZZ_CHECK(out.size() == 1 + record.size() + kTagLen);
-      } else {
-        HAVEN_FUZZ_CHECK(!st.ok());
-      }
-      HAVEN_FUZZ_CHECK(out[0] == kSentinel);
-    }
-  }
-}
-
 void RunRaw(ByteView input) {
-  Reader reader(input);
+  fz::Reader reader(input);
   HandshakeState hs = fz::MakeResponder();
   std::size_t index = 0;  // handshake message number, 0..2
   while (!hs.IsComplete()) {
@@ -150,20 +74,20 @@ void RunRaw(ByteView input) {
       if (!st.ok()) {
         // The only way to fail here: e + payload + tag above 65535 bytes.
         HAVEN_FUZZ_CHECK(kDhLen + record.size() + kTagLen > kMaxMessageLen);
-        CheckPoisoned(hs, record);
+        fz::CheckPoisoned(hs, record);
         return;
       }
       HAVEN_FUZZ_CHECK(message.size() == 1 + kDhLen + record.size() + kTagLen);
       HAVEN_FUZZ_CHECK(message[0] == kSentinel);
       // The ephemeral is fixed, so the message starts with its public key.
-      HAVEN_FUZZ_CHECK(SameBytes(ByteView(message).subspan(1, kDhLen),
+      HAVEN_FUZZ_CHECK(fz::SameBytes(ByteView(message).subspan(1, kDhLen),
                                  fz::Keys().responder_ephemeral.public_key));
     } else {
       HAVEN_FUZZ_CHECK(index == 0 || index == 2);
       Bytes payload = {kSentinel};
       const Status st = hs.ReadMessage(record, &payload);
       if (!st.ok()) {
-        CheckPoisoned(hs, record);
+        fz::CheckPoisoned(hs, record);
         return;
       }
       // Message 1 is e + payload; message 3 is encrypted s + payload.
@@ -179,11 +103,11 @@ void RunRaw(ByteView input) {
   HAVEN_FUZZ_CHECK(hs.remote_static().has_value());
   auto split = hs.Split();
   HAVEN_FUZZ_CHECK(split.ok());
-  HAVEN_FUZZ_CHECK(SameBytes(split->handshake_hash(), hs.handshake_hash()));
+  HAVEN_FUZZ_CHECK(fz::SameBytes(split->handshake_hash(), hs.handshake_hash()));
   Bytes scratch;
   HAVEN_FUZZ_CHECK(!hs.ReadMessage({}, &scratch).ok());
   HAVEN_FUZZ_CHECK(!hs.WriteMessage({}, &scratch).ok());
-  RunTransport(split.value(), reader);
+  fz::RunTransport(split.value(), reader);
 }
 
 // -------------------------------------------------------------- valid mode
@@ -256,7 +180,7 @@ void RunValid(ByteView input) {
       const Status st = reader.ReadMessage(wire, &received);
       if (tampered) {
         HAVEN_FUZZ_CHECK(!st.ok());  // a forged handshake message got through
-        CheckPoisoned(reader, original);
+        fz::CheckPoisoned(reader, original);
         return;
       }
       HAVEN_FUZZ_CHECK(st.ok());
@@ -273,7 +197,7 @@ void RunValid(ByteView input) {
       if (!from_initiator) last_to_initiator = original;
     }
     HAVEN_FUZZ_CHECK(received[0] == kSentinel);
-    HAVEN_FUZZ_CHECK(SameBytes(ByteView(received).subspan(1), payload));
+    HAVEN_FUZZ_CHECK(fz::SameBytes(ByteView(received).subspan(1), payload));
 
     if (index + 1 == fz::kHandshakeMessages) {
       HAVEN_FUZZ_CHECK(initiator.IsComplete() && responder.IsComplete());
