@@ -5,74 +5,21 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <filesystem>
 #include <future>
-#include <mutex>
-#include <thread>
+#include <memory>
 
-#include "haven/common/secure_memory.h"
-#include "service/invitation.h"
-#include "support/relay_fakes.h"
+#include "support/claimed_relay_test.h"
 
 namespace haven::server {
 namespace {
 
 using namespace std::chrono_literals;
-namespace fs = std::filesystem;
 
 using testing::FakePeer;
-using testing::SerialExecutor;
 
-class RelayUnitTest : public ::testing::Test {
+class RelayUnitTest : public testing::ClaimedRelayTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("haven-relay-unit-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    auto store = ServerStore::Open((dir_ / "haven.db").string(), key_.view(), true);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    // Enrol the counsellor's device directly.
-    const std::string code = NewInvitationCode();
-    ASSERT_TRUE((*store)->CreateInvitation(*HashInvitationCode(code), 2, std::time(nullptr) + 60).ok());
-    ASSERT_TRUE((*store)->RedeemInvitation(*HashInvitationCode(code), counsellor_key_,
-                                           std::time(nullptr))->has_value());
-    auto state = (*store)->Load();
-    ASSERT_TRUE(state.ok());
-    const std::uint32_t epoch = (*store)->boot_epoch();
-    worker_ = std::make_unique<StorageWorker>(std::move(store).value(), 64);
-    relay_ = std::make_unique<Relay>([this](std::function<void()> fn) { exec_.Post(std::move(fn)); },
-                                     *worker_, Config{}, std::move(state).value(), epoch,
-                                     [] { return static_cast<std::int64_t>(std::time(nullptr)); });
-    relay_->Connected(survivor_, survivor_key_);
-    relay_->Connected(counsellor_, counsellor_key_);
-
-    auto opened = Ask(survivor_, [](v1::Request& r) { r.mutable_open_conversation()->set_language("en"); });
-    ASSERT_TRUE(opened && opened->response().has_conversation_opened());
-    id_ = opened->response().conversation_opened().conversation().conversation_id();
-    auto claimed = Ask(counsellor_, [this](v1::Request& r) {
-      r.mutable_claim_conversation()->set_conversation_id(id_);
-    });
-    ASSERT_TRUE(claimed && claimed->response().has_conversation_claimed());
-  }
-
-  void TearDown() override {
-    relay_.reset();
-    worker_.reset();
-    fs::remove_all(dir_);
-  }
-
-  template <typename Fill>
-  std::optional<v1::Frame> Ask(const std::shared_ptr<FakePeer>& peer, Fill fill) {
-    v1::Frame f;
-    f.set_request_id(++next_id_);
-    fill(*f.mutable_request());
-    const std::uint64_t id = next_id_;
-    relay_->Request(peer, std::move(f));
-    return peer->Wait([id](const v1::Frame& r) { return r.has_response() && r.request_id() == id; });
-  }
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(StartRelay("relay-unit", Config{})); }
 
   // Holds the storage thread until the returned promise is set.
   std::promise<void> HoldStorage() {
@@ -103,22 +50,10 @@ class RelayUnitTest : public ::testing::Test {
   }
 
   std::int64_t EnvelopesInDatabase() {
-    auto store = ServerStore::Open((dir_ / "haven.db").string(), key_.view(), false);
+    auto store = ServerStore::Open(Path(), key_.view(), false);
     EXPECT_TRUE(store.ok());
     return store.ok() ? (*store)->Counts()->envelopes : -1;
   }
-
-  fs::path dir_;
-  SecureBuffer key_ = SecureBuffer::Random(32);
-  noise::PublicKey survivor_key_ = noise::KeyPair::Generate().public_key;
-  noise::PublicKey counsellor_key_ = noise::KeyPair::Generate().public_key;
-  std::shared_ptr<FakePeer> survivor_ = std::make_shared<FakePeer>();
-  std::shared_ptr<FakePeer> counsellor_ = std::make_shared<FakePeer>();
-  SerialExecutor exec_;
-  std::unique_ptr<StorageWorker> worker_;
-  std::unique_ptr<Relay> relay_;
-  std::string id_;
-  std::uint64_t next_id_ = 0;
 };
 
 bool IsAccepted(const v1::Frame& f) {
@@ -272,7 +207,7 @@ TEST_F(RelayUnitTest, ATransferIsAnsweredAndAnnouncedOnlyOnceCommitted) {
   EXPECT_EQ(summary.language(), "es");
   // And the database says the same.
   Drain();
-  auto store = ServerStore::Open((dir_ / "haven.db").string(), key_.view(), false);
+  auto store = ServerStore::Open(Path(), key_.view(), false);
   ASSERT_TRUE(store.ok());
   auto state = (*store)->Load();
   ASSERT_TRUE(state.ok());
@@ -299,7 +234,7 @@ TEST_F(RelayUnitTest, ATransferRacingACloseLeavesTheClose) {
   ASSERT_TRUE(answer->response().has_error());
   EXPECT_EQ(answer->response().error().code(), v1::ERROR_CODE_CONVERSATION_NOT_ACTIVE);
   Drain();
-  auto store = ServerStore::Open((dir_ / "haven.db").string(), key_.view(), false);
+  auto store = ServerStore::Open(Path(), key_.view(), false);
   ASSERT_TRUE(store.ok());
   auto state = (*store)->Load();
   ASSERT_TRUE(state.ok());

@@ -8,70 +8,33 @@
 // The recipient is offline throughout, so that every acceptance has to wait
 // for the database (none is acknowledged early by a recipient).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <condition_variable>
-#include <ctime>
-#include <deque>
-#include <filesystem>
-#include <future>
-#include <mutex>
+#include <cstdio>
 #include <set>
-#include <thread>
+#include <string>
+#include <utility>
+#include <vector>
 
-#include "haven/common/secure_memory.h"
-#include "service/invitation.h"
 #include "service/relay.h"
+#include "support/claimed_relay_test.h"
 #include "support/fault_vfs.h"
-#include "support/relay_fakes.h"
 
 namespace haven::server {
 namespace {
 
-using namespace std::chrono_literals;
-namespace fs = std::filesystem;
 using testing::FaultVfs;
 
-using testing::SerialExecutor;
-using testing::FakePeer;
-
-class StorageFaultTest : public ::testing::Test {
+class StorageFaultTest : public testing::ClaimedRelayTest {
  protected:
   void SetUp() override {
     vfs_ = &FaultVfs::Install();
-    dir_ = fs::temp_directory_path() / ("haven-storage-fault-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    auto store = ServerStore::Open(Path(), key_.view(), true);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    const std::string code = NewInvitationCode();
-    ASSERT_TRUE((*store)->CreateInvitation(*HashInvitationCode(code), v1::ROLE_COUNSELLOR,
-                                           std::time(nullptr) + 60).ok());
-    ASSERT_TRUE((*store)->RedeemInvitation(*HashInvitationCode(code), counsellor_key_,
-                                           std::time(nullptr))->has_value());
-    auto state = (*store)->Load();
-    ASSERT_TRUE(state.ok());
-    const std::uint32_t epoch = (*store)->boot_epoch();
-    worker_ = std::make_unique<StorageWorker>(std::move(store).value(), 64);
-    relay_ = std::make_unique<Relay>([this](std::function<void()> fn) { exec_.Post(std::move(fn)); },
-                                     *worker_, Unthrottled(), std::move(state).value(), epoch,
-                                     [] { return static_cast<std::int64_t>(std::time(nullptr)); });
-    relay_->Connected(survivor_, survivor_key_);
-    relay_->Connected(counsellor_, counsellor_key_);
-    auto opened = Ask(survivor_, [](v1::Request& r) { r.mutable_open_conversation()->set_language("en"); });
-    ASSERT_TRUE(opened && opened->response().has_conversation_opened());
-    id_ = opened->response().conversation_opened().conversation().conversation_id();
-    auto claimed = Ask(counsellor_, [this](v1::Request& r) {
-      r.mutable_claim_conversation()->set_conversation_id(id_);
-    });
-    ASSERT_TRUE(claimed && claimed->response().has_conversation_claimed());
+    ASSERT_NO_FATAL_FAILURE(StartRelay("storage-fault", Unthrottled()));
     relay_->Disconnected(counsellor_);  // offline: nothing is acknowledged early
   }
 
   void TearDown() override {
     vfs_->Clear();
-    StopServer();
-    fs::remove_all(dir_);
+    ClaimedRelayTest::TearDown();
   }
 
   // The survivor sends ~100 requests in a burst: the rate limit is not
@@ -81,22 +44,6 @@ class StorageFaultTest : public ::testing::Test {
     config.relay.survivor_requests_per_second = 100000;
     config.relay.survivor_request_burst = 100000;
     return config;
-  }
-
-  std::string Path() const { return (dir_ / "haven.db").string(); }
-
-  void StopServer() {
-    relay_.reset();
-    worker_.reset();  // runs what was submitted, then joins
-  }
-
-  template <typename Fill>
-  std::optional<v1::Frame> Ask(const std::shared_ptr<FakePeer>& peer, Fill fill) {
-    v1::Frame f;
-    f.set_request_id(++next_id_);
-    fill(*f.mutable_request());
-    relay_->Request(peer, f);
-    return peer->Response(f.request_id());
   }
 
   std::optional<v1::Frame> Send(const std::string& text) {
@@ -138,17 +85,6 @@ class StorageFaultTest : public ::testing::Test {
   }
 
   FaultVfs* vfs_ = nullptr;
-  fs::path dir_;
-  SecureBuffer key_ = SecureBuffer::Random(32);
-  noise::PublicKey survivor_key_ = noise::KeyPair::Generate().public_key;
-  noise::PublicKey counsellor_key_ = noise::KeyPair::Generate().public_key;
-  std::shared_ptr<FakePeer> survivor_ = std::make_shared<FakePeer>();
-  std::shared_ptr<FakePeer> counsellor_ = std::make_shared<FakePeer>();
-  SerialExecutor exec_;
-  std::unique_ptr<StorageWorker> worker_;
-  std::unique_ptr<Relay> relay_;
-  std::string id_;
-  std::uint64_t next_id_ = 0;
 };
 
 TEST_F(StorageFaultTest, FullDiskRefusesEnvelopesClearlyKeepsServingAndRecovers) {
@@ -166,7 +102,7 @@ TEST_F(StorageFaultTest, FullDiskRefusesEnvelopesClearlyKeepsServingAndRecovers)
 
   vfs_->Clear();  // space freed
   EXPECT_TRUE(IsAccepted(Send("after-space-freed")));
-  StopServer();
+  StopRelay();
   EXPECT_EQ(StoredEnvelopes(), std::set<std::string>{"after-space-freed"});
 }
 
@@ -207,7 +143,7 @@ TEST_F(StorageFaultTest, AcceptedMeansDurableWhicheverOperationFails) {
     accepted.insert(healthy);
   }
   EXPECT_GT(refused, 0u) << "no fault was ever hit: the shim is not in the path";
-  StopServer();
+  StopRelay();
   const std::set<std::string> stored = StoredEnvelopes();
   for (const std::string& text : accepted) {
     EXPECT_EQ(stored.count(text), 1u) << "acknowledged but not stored: " << text;
