@@ -1,9 +1,9 @@
 // A relay without sockets for the relay_* fuzz targets: the real Relay, the
 // real StorageWorker and a real SQLCipher file (in /dev/shm when it exists,
-// so fsync is cheap), with recording peers in place of connections, as
-// tests/unit/relay_unit_test.cc drives it. Unlike that test, everything the
-// relay posts runs on the fuzzing thread (Settle()), so each request is
-// answered before the next one is sent.
+// so fsync is cheap), with the fake peers of support/relay_fakes.h in place
+// of connections, as tests/unit/relay_unit_test.cc drives it. Unlike that
+// test, everything the relay posts runs on the fuzzing thread (Settle()), so
+// each request is answered before the next one is sent.
 //
 // The world: a survivor whose conversation A a counsellor has claimed, a
 // second survivor whose conversation B waits in the queue, a colleague
@@ -30,39 +30,15 @@
 #include "haven/common/secure_memory.h"
 #include "service/invitation.h"
 #include "service/relay.h"
+#include "support/relay_fakes.h"
 
 namespace haven::fuzz {
-
-// Collects what the relay sends to one client (called from any thread).
-class RecordingPeer final : public server::Peer {
- public:
-  void Send(v1::Frame frame) override {
-    std::lock_guard lock(mu_);
-    frames_.push_back(std::move(frame));
-  }
-  void Disconnect(v1::ErrorCode) override { closed_ = true; }
-  void Drop() override { closed_ = true; }
-
-  std::vector<v1::Frame> Take() {
-    std::lock_guard lock(mu_);
-    std::vector<v1::Frame> out(std::make_move_iterator(frames_.begin()),
-                               std::make_move_iterator(frames_.end()));
-    frames_.clear();
-    return out;
-  }
-  bool closed() const { return closed_; }
-
- private:
-  std::mutex mu_;
-  std::deque<v1::Frame> frames_;
-  std::atomic<bool> closed_{false};
-};
 
 class RelayWorld {
  public:
   struct Actor {
     noise::PublicKey key{};
-    std::shared_ptr<RecordingPeer> peer;
+    std::shared_ptr<testing::FakePeer> peer;
   };
   enum ActorIndex : std::size_t { kSurvivor, kCounsellor, kSupervisor, kSurvivor2, kColleague, kActors };
 
@@ -110,7 +86,7 @@ class RelayWorld {
   // new one with the same key comes in.
   void Reconnect(std::size_t who) {
     relay_->Disconnected(actors_[who].peer);
-    actors_[who].peer = std::make_shared<RecordingPeer>();
+    actors_[who].peer = std::make_shared<testing::FakePeer>();
     relay_->Connected(actors_[who].peer, actors_[who].key);
     Settle();
   }
@@ -183,7 +159,7 @@ class RelayWorld {
     const std::uint8_t tags[kActors] = {0x10, 0x20, 0x30, 0x40, 0x50};
     for (std::size_t i = 0; i < kActors; ++i) {
       actors_[i].key = KeyOf(tags[i]);
-      actors_[i].peer = std::make_shared<RecordingPeer>();
+      actors_[i].peer = std::make_shared<testing::FakePeer>();
     }
     const auto counsellor = Enrol(**store, actors_[kCounsellor].key, v1::ROLE_COUNSELLOR);
     const auto colleague = Enrol(**store, actors_[kColleague].key, v1::ROLE_COUNSELLOR);

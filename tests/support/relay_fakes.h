@@ -8,9 +8,11 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "service/relay.h"
 
@@ -57,7 +59,7 @@ class SerialExecutor {
   std::thread thread_;
 };
 
-// Collects what the relay sends to one client.
+// Collects what the relay sends to one client (called from any thread).
 class FakePeer final : public server::Peer {
  public:
   void Send(v1::Frame frame) override {
@@ -65,9 +67,21 @@ class FakePeer final : public server::Peer {
     frames_.push_back(std::move(frame));
     cv_.notify_all();
   }
-  void Disconnect(v1::ErrorCode) override {}
+  void Disconnect(v1::ErrorCode) override { disconnected_ = true; }
   void Drop() override { dropped = true; }
   std::atomic<bool> dropped{false};
+
+  // Whether the relay ended this client's connection (Disconnect or Drop).
+  bool closed() const { return dropped || disconnected_; }
+
+  // Everything received and not yet taken, in order.
+  std::vector<v1::Frame> Take() {
+    std::lock_guard lock(mu_);
+    std::vector<v1::Frame> out(std::make_move_iterator(frames_.begin()),
+                               std::make_move_iterator(frames_.end()));
+    frames_.clear();
+    return out;
+  }
 
   // The first frame received (and removed) that matches, or nullopt.
   template <typename Pred>
@@ -100,6 +114,7 @@ class FakePeer final : public server::Peer {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<v1::Frame> frames_;
+  std::atomic<bool> disconnected_{false};
 };
 
 }  // namespace haven::testing
