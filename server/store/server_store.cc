@@ -418,10 +418,11 @@ Result<RetentionResult> ServerStore::ApplyRetention(std::int64_t now_seconds,
                                                     const RetentionPolicy& policy) {
   const std::int64_t today = DayNumber(now_seconds);
   RetentionResult r;
+  // Cached: the sweep runs every minute for the life of havend.
   auto run = [this](std::string_view sql, std::int64_t arg) -> Result<std::int64_t> {
-    HAVEN_ASSIGN_OR_RETURN(auto stmt, db_->Prepare(sql));
-    HAVEN_RETURN_IF_ERROR(stmt.BindInt(1, arg));
-    HAVEN_RETURN_IF_ERROR(stmt.Step().status());
+    HAVEN_ASSIGN_OR_RETURN(auto* stmt, db_->Cached(sql));
+    HAVEN_RETURN_IF_ERROR(stmt->BindInt(1, arg));
+    HAVEN_RETURN_IF_ERROR(stmt->Step().status());
     return db_->changes();
   };
   HAVEN_ASSIGN_OR_RETURN(r.envelopes_expired,

@@ -84,11 +84,11 @@ void StorageWorker::RunBatch(std::deque<Operation>& batch) {
         continue;
       }
       ++ran;
-      Status st = db.Exec("SAVEPOINT op");
+      Status st = db.Run("SAVEPOINT op");
       if (st.ok()) {
         st = batch[i].work(*store_);
-        if (!st.ok()) (void)db.Exec("ROLLBACK TO op");
-        Status release = db.Exec("RELEASE op");
+        if (!st.ok()) (void)db.Run("ROLLBACK TO op");
+        Status release = db.Run("RELEASE op");
         if (st.ok() && !release.ok()) st = release;
       }
       results[i] = st;

@@ -119,6 +119,18 @@ Result<Statement*> Database::Cached(std::string_view sql) {
   return it->second.get();
 }
 
+Status Database::Run(std::string_view sql) {
+  HAVEN_ASSIGN_OR_RETURN(Statement* stmt, Cached(sql));
+  int rc;
+  while ((rc = sqlite3_step(stmt->stmt_)) == SQLITE_ROW) {
+  }
+  // The same message as Exec() ("database: ..."), read before the reset.
+  Status st = rc == SQLITE_DONE ? Status::Ok()
+                                : Status::Internal(std::string("database: ") + sqlite3_errmsg(db_));
+  (void)stmt->Reset();
+  return st;
+}
+
 Result<std::int64_t> Database::QueryInt(std::string_view sql) {
   HAVEN_ASSIGN_OR_RETURN(Statement stmt, Prepare(sql));
   HAVEN_ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -161,17 +173,17 @@ Status Database::Rekey(ByteView new_raw_key) {
 std::int64_t Database::changes() const { return sqlite3_changes(db_); }
 
 Transaction::Transaction(Database& db) : db_(db) {
-  status_ = db_.Exec("BEGIN IMMEDIATE");
+  status_ = db_.Run("BEGIN IMMEDIATE");
   open_ = status_.ok();
 }
 
 Transaction::~Transaction() {
-  if (open_) (void)db_.Exec("ROLLBACK");
+  if (open_) (void)db_.Run("ROLLBACK");
 }
 
 Status Transaction::Commit() {
   if (!open_) return status_.ok() ? Status::FailedPrecondition("transaction already ended") : status_;
-  Status st = db_.Exec("COMMIT");
+  Status st = db_.Run("COMMIT");
   if (st.ok()) open_ = false;  // on failure the destructor rolls back
   return st;
 }

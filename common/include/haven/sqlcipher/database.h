@@ -44,6 +44,10 @@ class Database {
   // cleared, valid for the life of the Database. For statements run over
   // and over (the group-commit write path); step it to completion.
   Result<Statement*> Cached(std::string_view sql);
+  // Runs a statement without parameters or rows (BEGIN, COMMIT, SAVEPOINT,
+  // ...) through Cached(): what Exec() does, without parsing the SQL again
+  // on every transaction. Leaves the statement reset.
+  Status Run(std::string_view sql);
   Result<std::int64_t> QueryInt(std::string_view sql);
 
   // Applies migrations[user_version ...] each in its own transaction and
