@@ -9,7 +9,12 @@
 # grows from run to run; the seeds in tests/fuzz/corpus/<name> are read but
 # never written. Crash reproducers land in build/fuzz/fuzz-work/<name>/artifacts.
 # HAVEN_FUZZ_TARGETS="a b" runs only those targets; HAVEN_FUZZ_NICE=19 runs
-# them under nice. Dictionaries in tests/fuzz/dict/<name>.dict are used.
+# them under nice; HAVEN_FUZZ_BUILD=0 runs the binaries as last built (so
+# that a long campaign does not rebuild from a tree being edited).
+# Dictionaries in tests/fuzz/dict/<name>.dict are used.
+# Each run writes its own log, build/fuzz/fuzz-work/<name>/fuzz-<UTC time>.log
+# (fuzz.log links to the latest), so that tests/fuzz/tally.sh can add up a
+# campaign that resumed from the same working corpus over several runs.
 # Exit status: 0 if no target found a problem.
 set -euo pipefail
 
@@ -25,10 +30,12 @@ root=$(cd "$here/../.." && pwd)
 build=$root/build/fuzz
 cd "$root"
 
-if [[ ! -f $build/CMakeCache.txt ]]; then
-  cmake --preset fuzz
+if [[ ${HAVEN_FUZZ_BUILD:-1} != 0 ]]; then
+  if [[ ! -f $build/CMakeCache.txt ]]; then
+    cmake --preset fuzz
+  fi
+  cmake --build "$build" --target fuzz_targets
 fi
-cmake --build "$build" --target fuzz_targets
 
 # Every target CMake built (one source can make several, e.g. relay_*);
 # HAVEN_FUZZ_TARGETS="a b" runs only those.
@@ -46,11 +53,14 @@ run_one() {
   local dict=()
   [[ -f $here/dict/$name.dict ]] && dict=(-dict="$here/dict/$name.dict")
   mkdir -p "$work/corpus" "$work/artifacts"
-  echo "=== $name: ${seconds}s, log $work/fuzz.log"
+  local log
+  log=fuzz-$(date -u +%Y%m%dT%H%M%SZ).log
+  ln -sfn "$log" "$work/fuzz.log"
+  echo "=== $name: ${seconds}s, log $work/$log"
   (cd "$work" && ${HAVEN_FUZZ_NICE:+nice -n "$HAVEN_FUZZ_NICE"} "$build/tests/fuzz/${name}_fuzz" "${dict[@]}" \
       -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
       -artifact_prefix="$work/artifacts/" "$@" \
-      "$work/corpus" "$here/corpus/$name") >"$work/fuzz.log" 2>&1
+      "$work/corpus" "$here/corpus/$name") >"$work/$log" 2>&1
 }
 
 report() {
