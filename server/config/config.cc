@@ -111,7 +111,7 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin) 
   Reader r(root, origin);
   HAVEN_RETURN_IF_ERROR(r.CheckKnown({
       {"listen", {"address", "port"}},
-      {"server", {"threads", "data_dir"}},
+      {"server", {"threads", "handshake_threads", "handshake_nice", "data_dir"}},
       {"files", {"server_key", "database_key", "database", "helpline"}},
       {"limits",
        {"max_connections", "max_frame_bytes", "send_queue_frames", "handshake_timeout_ms",
@@ -127,6 +127,8 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin) 
   HAVEN_RETURN_IF_ERROR(r.String("listen", "address", &c.listen_address));
   HAVEN_RETURN_IF_ERROR(r.Integer("listen", "port", 0, 65535, &c.listen_port));
   HAVEN_RETURN_IF_ERROR(r.Integer("server", "threads", 1, 64, &c.threads));
+  HAVEN_RETURN_IF_ERROR(r.Integer("server", "handshake_threads", 0, 64, &c.handshake_threads));
+  HAVEN_RETURN_IF_ERROR(r.Integer("server", "handshake_nice", 0, 19, &c.handshake_nice));
   HAVEN_RETURN_IF_ERROR(r.String("server", "data_dir", &c.data_dir));
   HAVEN_RETURN_IF_ERROR(r.String("files", "server_key", &c.server_key_file));
   HAVEN_RETURN_IF_ERROR(r.String("files", "database_key", &c.database_key_file));

@@ -50,6 +50,10 @@ struct Config {
   std::string listen_address = "127.0.0.1";
   std::uint16_t listen_port = 7420;
   std::uint32_t threads = 2;
+  // Threads that run Noise handshakes, at `handshake_nice` below the I/O
+  // threads' CPU priority (0: the I/O threads run them).
+  std::uint32_t handshake_threads = 1;
+  std::uint32_t handshake_nice = 10;
   std::string data_dir = ".haven";
   std::string server_key_file = "server.key";
   std::string database_key_file = "db.key";

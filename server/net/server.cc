@@ -1,6 +1,12 @@
 #include "server.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <boost/asio.hpp>
 #include <chrono>
 #include <ctime>
@@ -9,6 +15,7 @@
 #include <list>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -41,6 +48,9 @@ class Session;
 // What every session shares: limits, the key, counters, the live set.
 struct Shared {
   Relay* relay = nullptr;  // set before the first connection
+  // Where handshake messages are processed (threads at a lower CPU priority);
+  // none: on the session's own strand.
+  std::optional<asio::io_context::executor_type> handshake_executor;
   Limits limits;
   noise::KeyPair server_key;
   Counters counters;
@@ -92,7 +102,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Shutdown() {
     asio::post(socket_.get_executor(), [self = shared_from_this()]() {
       if (self->closing_) return;
-      if (self->protocol_.established()) {
+      if (self->established_) {
         auto goodbye = self->protocol_.MakeClosing(v1::ERROR_CODE_SHUTTING_DOWN);
         if (goodbye.ok()) self->Enqueue(std::move(goodbye).value());
         self->BeginClose();
@@ -139,6 +149,16 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<void> ReadLoop() {
     thread_local std::array<std::uint8_t, 16 * 1024> t_buffer;
     Bytes held;
+    ByteView input;
+    // t_buffer is not ours across a wait: what is left of the input moves
+    // to `held` first (once).
+    auto keep_input = [&] {
+      const bool in_held = !held.empty() && input.data() >= held.data() &&
+                           input.data() <= held.data() + held.size();
+      if (in_held) return;
+      held.assign(input.begin(), input.end());
+      input = ByteView(held.data(), held.size());
+    };
     boost::system::error_code ignored;
     socket_.non_blocking(true, ignored);
     while (!closed_) {
@@ -148,7 +168,7 @@ class Session : public std::enable_shared_from_this<Session> {
       const std::size_t n = socket_.read_some(asio::buffer(t_buffer), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
       if (ec) break;
-      ByteView input(t_buffer.data(), n);
+      input = ByteView(t_buffer.data(), n);
       while (!input.empty() && !closing_) {
         auto used = decoder_.Feed(input);
         if (!used.ok()) {  // zero or oversize length: the stream is broken
@@ -160,12 +180,7 @@ class Session : public std::enable_shared_from_this<Session> {
         // Backpressure: while the client leaves our answers unread, stop
         // reading its requests. Memory stays bounded by the queue limit and
         // a client that never reads ends at the idle timeout.
-        const bool in_held = !held.empty() && input.data() >= held.data() &&
-                             input.data() <= held.data() + held.size();
-        if (queue_.size() >= shared_.limits.send_queue_frames && !closing_ && !in_held) {
-          held.assign(input.begin(), input.end());  // t_buffer is not ours across a wait
-          input = ByteView(held.data(), held.size());
-        }
+        if (queue_.size() >= shared_.limits.send_queue_frames && !closing_) keep_input();
         while (queue_.size() >= shared_.limits.send_queue_frames && !closing_) {
           throttled_ = true;
           queue_drained_.expires_at(Clock::time_point::max());
@@ -173,12 +188,21 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         throttled_ = false;
         if (closing_) break;
+        const bool was_established = established_;
+        ProtocolOutput out;
         try {
-          HandleMessage(decoder_.message());
+          if (!established_ && shared_.handshake_executor) {
+            keep_input();  // we may resume on another thread
+            out = co_await OnHandshakeThread(decoder_.message());
+          } else {
+            out = protocol_.OnMessage(decoder_.message());
+          }
         } catch (const std::bad_alloc&) {  // no secure memory for this handshake
           ForceClose();
           co_return;
         }
+        if (closed_) co_return;  // the handshake deadline or a shutdown came first
+        Apply(std::move(out), was_established);
         decoder_.Pop();
       }
       if (!held.empty()) Bytes().swap(held);  // handled (or closing): not kept while idle
@@ -188,12 +212,23 @@ class Session : public std::enable_shared_from_this<Session> {
     if (flushed_) ForceClose();
   }
 
-  void HandleMessage(ByteView message) {
-    const bool was_established = protocol_.established();
-    ProtocolOutput out = protocol_.OnMessage(message);
+  // A handshake message costs X25519 work (three DH operations per
+  // handshake). On the handshake threads, below the I/O threads' priority, a
+  // flood of new connections cannot delay the messages of established ones.
+  // Until it completes, only this coroutine touches protocol_: the strand
+  // reads established_ instead.
+  awaitable<ProtocolOutput> OnHandshakeThread(ByteView message) {
+    co_return co_await asio::co_spawn(
+        *shared_.handshake_executor,
+        [this, message]() -> awaitable<ProtocolOutput> { co_return protocol_.OnMessage(message); },
+        use_awaitable);
+  }
+
+  void Apply(ProtocolOutput out, bool was_established) {
     last_receive_ = Clock::now();
     for (Bytes& m : out.messages) Enqueue(std::move(m));
     if (out.established) {
+      established_ = true;
       shared_.counters.handshakes_ok.fetch_add(1);
       watchdog_.cancel();  // re-arm for the idle deadline
       peer_ = std::make_shared<SessionPeer>(weak_from_this());
@@ -267,7 +302,7 @@ class Session : public std::enable_shared_from_this<Session> {
       Clock::time_point next;
       if (closing_) {
         next = close_deadline_;
-      } else if (!protocol_.established()) {
+      } else if (!established_) {
         next = handshake_deadline_;
       } else {
         next = last_receive_ + idle_timeout;
@@ -275,7 +310,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       const auto now = Clock::now();
       if (now >= next) {
-        if (closing_ || !protocol_.established()) {
+        if (closing_ || !established_) {
           Abort();  // the grace period or the handshake deadline is over
           break;
         }
@@ -351,6 +386,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point last_receive_;
   Clock::time_point last_ping_{};
   Clock::time_point close_deadline_{};
+  bool established_ = false;  // protocol_.established(), as of the last Apply()
   bool throttled_ = false;  // the reader waits for the queue to drain
   bool closing_ = false;    // no more input is handled; the queue drains
   bool flushed_ = false;    // the queue drained and FIN was sent
@@ -377,6 +413,20 @@ void SessionPeer::Disconnect(v1::ErrorCode reason) {
   asio::post(session->executor(), [session, reason]() { session->Goodbye(reason); });
 }
 
+// Linux applies nice per thread: setpriority() takes a thread id as a
+// process id. Relative to havend's own priority, capped at 19.
+void LowerThisThreadsPriority(std::uint32_t increment) {
+  if (increment == 0) return;
+  const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+  errno = 0;
+  const int current = ::getpriority(PRIO_PROCESS, tid);
+  if (current == -1 && errno != 0) return;
+  const int target = std::min(19, current + static_cast<int>(increment));
+  if (::setpriority(PRIO_PROCESS, tid, target) != 0) {
+    LogWarning("cannot lower the handshake threads' priority; they run at havend's own");
+  }
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -389,6 +439,7 @@ struct Server::Impl {
         sweep_timer(relay_strand) {
     shared.limits = c.limits;
     shared.server_key = key.Clone();
+    if (c.handshake_threads > 0) shared.handshake_executor = handshake_io.get_executor();
     const std::uint32_t epoch = store->boot_epoch();
     storage = std::make_unique<StorageWorker>(
         std::move(store), c.storage.group_commit_max_batch,
@@ -511,6 +562,9 @@ struct Server::Impl {
   asio::signal_set signals;
   asio::strand<asio::io_context::executor_type> relay_strand;
   asio::steady_timer sweep_timer;
+  // After io, so destroyed before it: a handshake still queued here at the
+  // end holds a session of io.
+  asio::io_context handshake_io;
   std::unique_ptr<StorageWorker> storage;  // after io: its completions post into io
   std::unique_ptr<Relay> relay;
   std::mutex backstop_mu;
@@ -560,12 +614,25 @@ void Server::Run() {
   Impl& impl = *impl_;
   asio::co_spawn(impl.acceptor.get_executor(), impl.AcceptLoop(), asio::detached);
   asio::post(impl.relay_strand, [&impl]() { impl.ScheduleSweep(); });
+  auto handshake_work = asio::make_work_guard(impl.handshake_io);
+  std::vector<std::thread> handshake_threads;
+  for (std::uint32_t i = 0; i < impl.config.handshake_threads; ++i) {
+    handshake_threads.emplace_back([&impl]() {
+      LowerThisThreadsPriority(impl.config.handshake_nice);
+      impl.handshake_io.run();
+    });
+  }
   std::vector<std::thread> threads;
   for (std::uint32_t i = 1; i < impl.config.threads; ++i) {
     threads.emplace_back([&impl]() { impl.io.run(); });
   }
   impl.io.run();
   for (auto& t : threads) t.join();
+  // Every session has ended (or the backstop stopped io): no handshake is
+  // awaited any more.
+  handshake_work.reset();
+  impl.handshake_io.stop();
+  for (auto& t : handshake_threads) t.join();
   impl.FinishBackstop();
   // Everything accepted is already committed; this finishes the deletes and
   // updates still queued.

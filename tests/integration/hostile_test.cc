@@ -192,7 +192,13 @@ class HostileTest : public haven::testing::RelayServerTest {
     if (PinAttackerApart()) {
       ASSERT_NO_FATAL_FAILURE(PinThisThreadTo(0));
     }
-    server_ = HavendProcess::Start(settings.Toml());
+    // HAVEN_HOSTILE_HANDSHAKE_THREADS=N sets server.handshake_threads, to
+    // compare the floods' cost to the pair with and without them.
+    Settings effective = settings;
+    if (const char* n = std::getenv("HAVEN_HOSTILE_HANDSHAKE_THREADS")) {
+      effective.Set("server", "handshake_threads", n);
+    }
+    server_ = HavendProcess::Start(effective.Toml());
     ASSERT_NE(server_, nullptr);
     auto counsellor = Counsellor();
     auto survivor = Survivor();

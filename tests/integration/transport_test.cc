@@ -2,8 +2,16 @@
 // handshake, ping/pong, structured errors, limits, and hostile clients, each
 // checked while a second, healthy client keeps working.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <atomic>
+#include <cerrno>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "support/havend_process.h"
@@ -313,6 +321,91 @@ TEST_F(TransportTest, ManyClientsAtOnce) {
     ASSERT_NE(clients.back(), nullptr);
   }
   for (auto& c : clients) ExpectPingWorks(*c);
+}
+
+// The nice value of every thread of `pid`, from /proc/<pid>/task/*/stat
+// (field 19; the command name before it is in parentheses and may hold
+// spaces, so fields are counted after the last ')').
+std::vector<int> ThreadNiceValues(pid_t pid) {
+  std::vector<int> out;
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(stat.substr(paren + 2));  // from field 3 (state) on
+    std::string field;
+    for (int i = 3; i < 19 && fields >> field; ++i) {
+    }
+    int nice = 0;
+    if (fields >> nice) out.push_back(nice);
+  }
+  return out;
+}
+
+int OwnNice() {
+  errno = 0;
+  return ::getpriority(PRIO_PROCESS, 0);
+}
+
+// Handshake threads exist, run below the I/O threads' priority by the
+// configured increment, and serve handshakes.
+TEST_F(TransportTest, HandshakesRunOnThreadsBelowTheIoThreadsPriority) {
+  const int base = OwnNice();  // havend inherits it
+  if (base + 7 > 19) GTEST_SKIP() << "running at nice " << base << ": no room to go lower";
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer("[server]\nthreads = 2\nhandshake_threads = 2\nhandshake_nice = 7\n"));
+  std::vector<std::unique_ptr<Connection>> clients;
+  for (int i = 0; i < 20; ++i) {
+    clients.push_back(MustConnect(*server_));
+    ASSERT_NE(clients.back(), nullptr);
+    ExpectPingWorks(*clients.back());
+  }
+  const auto nice = ThreadNiceValues(server_->pid());
+  EXPECT_EQ(std::count(nice.begin(), nice.end(), base + 7), 2) << ::testing::PrintToString(nice);
+  EXPECT_EQ(std::count(nice.begin(), nice.end(), base), static_cast<long>(nice.size()) - 2)
+      << ::testing::PrintToString(nice);
+  ExpectHealthyClientUnaffected();
+}
+
+// handshake_threads = 0: the I/O threads run handshakes, as before there
+// were handshake threads; nothing runs at a lower priority.
+TEST_F(TransportTest, WithoutHandshakeThreadsTheIoThreadsRunHandshakes) {
+  const int base = OwnNice();
+  ASSERT_NO_FATAL_FAILURE(StartServer("[server]\nhandshake_threads = 0\n"));
+  std::vector<std::unique_ptr<Connection>> clients;
+  for (int i = 0; i < 20; ++i) {
+    clients.push_back(MustConnect(*server_));
+    ASSERT_NE(clients.back(), nullptr);
+    ExpectPingWorks(*clients.back());
+  }
+  const auto nice = ThreadNiceValues(server_->pid());
+  ASSERT_FALSE(nice.empty());
+  EXPECT_EQ(std::count(nice.begin(), nice.end(), base), static_cast<long>(nice.size()))
+      << ::testing::PrintToString(nice);
+}
+
+// Clients that complete handshakes from several threads at once, while the
+// handshake thread works: every one is served, in any interleaving.
+TEST_F(TransportTest, ConcurrentHandshakesAllComplete) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        auto c = Connection::Connect(OptionsFor(*server_));
+        if (!c.ok()) continue;
+        auto reply = (*c)->Ping("x", 3s);
+        if (reply.ok() && reply->response().has_pong()) ok.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 100);
+  ExpectHealthyClientUnaffected();
 }
 
 }  // namespace

@@ -21,6 +21,8 @@ TEST(Config, ShippedFileParsesToTheBuiltInDefaults) {
   EXPECT_EQ(c->listen_address, d.listen_address);
   EXPECT_EQ(c->listen_port, d.listen_port);
   EXPECT_EQ(c->threads, d.threads);
+  EXPECT_EQ(c->handshake_threads, d.handshake_threads);
+  EXPECT_EQ(c->handshake_nice, d.handshake_nice);
   EXPECT_EQ(c->data_dir, d.data_dir);
   EXPECT_EQ(c->server_key_file, d.server_key_file);
   EXPECT_EQ(c->database_key_file, d.database_key_file);
@@ -68,6 +70,9 @@ TEST(Config, BadInputNamesTheFileTheKeyAndTheFix) {
       {"[listen]\nprot = 1\n", "listen.prot: unknown setting"},
       {"[secrets]\nkey = 1\n", "secrets: unknown section"},
       {"[server]\nthreads = 0\n", "server.threads"},
+      {"[server]\nhandshake_threads = 65\n", "server.handshake_threads: must be between 0 and 64"},
+      {"[server]\nhandshake_nice = 20\n", "server.handshake_nice: must be between 0 and 19"},
+      {"[server]\nhandshake_nice = -5\n", "server.handshake_nice: must be between 0 and 19"},
       {"[files]\nserver_key = \"\"\n", "files.server_key: must not be empty"},
       {"[limits\n", "test.toml:1"},
       {"[relay]\ndelivery_window = 300\n", "smaller than limits.send_queue_frames"},
