@@ -57,6 +57,17 @@ struct Shared {
   std::mutex mu;
   std::list<std::weak_ptr<Session>> sessions;  // guarded by mu
   bool stopping = false;                       // guarded by mu
+  std::atomic<std::uint64_t> refused_no_memory{0};
+
+  // A connection refused for want of (secure) memory. Logged at the 1st,
+  // 2nd, 4th, 8th... refusal: a flood must not flood the log.
+  void NoteRefusedForMemory() {
+    const std::uint64_t n = refused_no_memory.fetch_add(1) + 1;
+    if ((n & (n - 1)) == 0) {
+      LogWarning("connections refused for lack of secure memory (raise vm.max_map_count "
+                 "or lower limits.max_connections): " + std::to_string(n));
+    }
+  }
 };
 
 // The relay's handle on a session: hops onto the session's strand.
@@ -74,10 +85,9 @@ class SessionPeer final : public Peer {
 // One connection. Every member is touched only on the socket's strand.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Shared& shared, ConnectionProtocol protocol)
+  Session(tcp::socket socket, Shared& shared)
       : socket_(std::move(socket)),
         shared_(shared),
-        protocol_(std::move(protocol)),
         decoder_(shared.limits.max_frame_bytes),
         watchdog_(socket_.get_executor()),
         wake_writer_(socket_.get_executor()),
@@ -103,7 +113,7 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::post(socket_.get_executor(), [self = shared_from_this()]() {
       if (self->closing_) return;
       if (self->established_) {
-        auto goodbye = self->protocol_.MakeClosing(v1::ERROR_CODE_SHUTTING_DOWN);
+        auto goodbye = self->protocol_->MakeClosing(v1::ERROR_CODE_SHUTTING_DOWN);
         if (goodbye.ok()) self->Enqueue(std::move(goodbye).value());
         self->BeginClose();
       } else {
@@ -120,14 +130,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // From the relay, via SessionPeer: on the strand.
   void SendFrame(const v1::Frame& frame) {
     if (closing_) return;
-    auto sealed = protocol_.Seal(frame);
+    auto sealed = protocol_->Seal(frame);
     if (!sealed.ok()) return;
     Enqueue(std::move(sealed).value());
   }
 
   void Goodbye(v1::ErrorCode reason) {
     if (closing_) return;
-    auto goodbye = protocol_.MakeClosing(reason);
+    auto goodbye = protocol_->MakeClosing(reason);
     if (goodbye.ok()) Enqueue(std::move(goodbye).value());
     BeginClose();
   }
@@ -195,9 +205,10 @@ class Session : public std::enable_shared_from_this<Session> {
             keep_input();  // we may resume on another thread
             out = co_await OnHandshakeThread(decoder_.message());
           } else {
-            out = protocol_.OnMessage(decoder_.message());
+            out = OnMessage(decoder_.message());
           }
         } catch (const std::bad_alloc&) {  // no secure memory for this handshake
+          shared_.NoteRefusedForMemory();
           ForceClose();
           co_return;
         }
@@ -220,8 +231,27 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<ProtocolOutput> OnHandshakeThread(ByteView message) {
     co_return co_await asio::co_spawn(
         *shared_.handshake_executor,
-        [this, message]() -> awaitable<ProtocolOutput> { co_return protocol_.OnMessage(message); },
+        [this, message]() -> awaitable<ProtocolOutput> { co_return OnMessage(message); },
         use_awaitable);
+  }
+
+  // The responder and its secure memory (a copy of the server key, the
+  // chaining key, ...: about eight locked mappings) come at the first
+  // message, not at accept: a connection that never speaks costs none, and
+  // the work falls to the handshake threads. Throws std::bad_alloc when
+  // secure memory runs out.
+  ProtocolOutput OnMessage(ByteView message) {
+    if (!protocol_) {
+      auto created = ConnectionProtocol::Create(shared_.server_key);
+      if (!created.ok()) {
+        LogError("cannot create a Noise responder: " + created.status().ToString());
+        ProtocolOutput out;
+        out.close = true;
+        return out;
+      }
+      protocol_.emplace(std::move(created).value());
+    }
+    return protocol_->OnMessage(message);
   }
 
   void Apply(ProtocolOutput out, bool was_established) {
@@ -232,7 +262,7 @@ class Session : public std::enable_shared_from_this<Session> {
       shared_.counters.handshakes_ok.fetch_add(1);
       watchdog_.cancel();  // re-arm for the idle deadline
       peer_ = std::make_shared<SessionPeer>(weak_from_this());
-      shared_.relay->Connected(peer_, *protocol_.peer_static());
+      shared_.relay->Connected(peer_, *protocol_->peer_static());
     }
     for (v1::Frame& f : out.requests) shared_.relay->Request(peer_, std::move(f));
     if (out.close) {
@@ -317,12 +347,12 @@ class Session : public std::enable_shared_from_this<Session> {
         if (now >= last_receive_ + idle_timeout) {
           // Silent because we stopped reading it (it never reads our
           // answers): overloaded, not idle.
-          auto goodbye = protocol_.MakeClosing(throttled_ ? v1::ERROR_CODE_OVERLOADED
+          auto goodbye = protocol_->MakeClosing(throttled_ ? v1::ERROR_CODE_OVERLOADED
                                                           : v1::ERROR_CODE_IDLE_TIMEOUT);
           if (goodbye.ok()) Enqueue(std::move(goodbye).value());
           BeginClose();
         } else {
-          auto ping = protocol_.MakePing();
+          auto ping = protocol_->MakePing();
           if (ping.ok()) Enqueue(std::move(ping).value());
           last_ping_ = now;
         }
@@ -376,7 +406,7 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::socket socket_;
   Shared& shared_;
   std::shared_ptr<Peer> peer_;  // once established, until closing
-  ConnectionProtocol protocol_;
+  std::optional<ConnectionProtocol> protocol_;  // from the first message on
   framing::LengthPrefixDecoder decoder_;
   asio::steady_timer watchdog_;
   asio::steady_timer wake_writer_;    // cancelled to wake the writer
@@ -433,7 +463,11 @@ struct Server::Impl {
   Impl(const Config& c, const noise::KeyPair& key, std::unique_ptr<ServerStore> store,
        StoredState state, RelayOptions relay_options)
       : config(c),
-        acceptor(asio::make_strand(io)),
+        // With handshake threads, accepting a connection (and making its
+        // session) is theirs too, at their lower priority: a flood of new
+        // connections waits in the kernel's backlog, not in front of
+        // established connections. The sockets themselves are io's.
+        acceptor(asio::make_strand(c.handshake_threads > 0 ? handshake_io : io)),
         signals(io),
         relay_strand(asio::make_strand(io)),
         sweep_timer(relay_strand) {
@@ -478,20 +512,13 @@ struct Server::Impl {
         socket.close(ignored);  // nothing is ever sent in clear
         continue;
       }
-      // Key material lives in sodium_malloc'd pages (guard pages, mlock), about
-      // eight memory mappings per connection. When the system will map no
-      // more (vm.max_map_count) or memory runs out, this throws: refuse this
-      // one connection, as an escaped exception would end the accept loop
-      // and with it every later connection.
+      // Out of memory, this throws: refuse this one connection, as an
+      // escaped exception would end the accept loop and with it every later
+      // connection.
       try {
         StartSession(std::move(socket));
       } catch (const std::bad_alloc&) {
-        // Logged at the 1st, 2nd, 4th, 8th... refusal: a flood must not flood the log.
-        const std::uint64_t n = ++refused_no_memory;
-        if ((n & (n - 1)) == 0) {
-          LogWarning("connections refused for lack of secure memory (raise vm.max_map_count "
-                     "or lower limits.max_connections): " + std::to_string(n));
-        }
+        shared.NoteRefusedForMemory();
       }
     }
   }
@@ -500,12 +527,7 @@ struct Server::Impl {
   void StartSession(tcp::socket socket) {
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
-    auto protocol = ConnectionProtocol::Create(shared.server_key);
-    if (!protocol.ok()) {
-      LogError("cannot create a Noise responder: " + protocol.status().ToString());
-      return;
-    }
-    auto session = std::make_shared<Session>(std::move(socket), shared, std::move(protocol).value());
+    auto session = std::make_shared<Session>(std::move(socket), shared);
     std::list<std::weak_ptr<Session>>::iterator entry;
     {
       std::lock_guard lock(shared.mu);
@@ -555,16 +577,15 @@ struct Server::Impl {
   }
 
   Config config;
-  std::uint64_t refused_no_memory = 0;  // on the acceptor's strand
   Shared shared;  // outlives io: sessions destroyed with io still use it
   asio::io_context io;
+  // Handshakes and accepts (with handshake threads). After io, so destroyed
+  // before it: a handshake still queued here at the end holds a session of io.
+  asio::io_context handshake_io;
   tcp::acceptor acceptor;
   asio::signal_set signals;
   asio::strand<asio::io_context::executor_type> relay_strand;
   asio::steady_timer sweep_timer;
-  // After io, so destroyed before it: a handshake still queued here at the
-  // end holds a session of io.
-  asio::io_context handshake_io;
   std::unique_ptr<StorageWorker> storage;  // after io: its completions post into io
   std::unique_ptr<Relay> relay;
   std::mutex backstop_mu;
