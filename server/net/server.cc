@@ -199,10 +199,11 @@ class Session : public std::enable_shared_from_this<Session> {
         throttled_ = false;
         if (closing_) break;
         const bool was_established = established_;
+        const bool away = !established_ && shared_.handshake_executor.has_value();
+        if (away) keep_input();  // we may resume on another thread
         ProtocolOutput out;
         try {
-          if (!established_ && shared_.handshake_executor) {
-            keep_input();  // we may resume on another thread
+          if (away) {
             out = co_await OnHandshakeThread(decoder_.message());
           } else {
             out = OnMessage(decoder_.message());
@@ -212,7 +213,10 @@ class Session : public std::enable_shared_from_this<Session> {
           ForceClose();
           co_return;
         }
-        if (closed_) co_return;  // the handshake deadline or a shutdown came first
+        if (closing_) {  // the handshake deadline or a shutdown came first
+          ForceClose();
+          co_return;
+        }
         Apply(std::move(out), was_established);
         decoder_.Pop();
       }
@@ -228,10 +232,21 @@ class Session : public std::enable_shared_from_this<Session> {
   // flood of new connections cannot delay the messages of established ones.
   // Until it completes, only this coroutine touches protocol_: the strand
   // reads established_ instead.
+  // Under a flood the handshake queue can be long: a session that closed
+  // (deadline, shutdown) while its message waited costs no DH work, so that
+  // stale entries do not delay live ones. handshake_deadline_ never changes
+  // after construction; abandoned_ is set by ForceClose on the strand.
   awaitable<ProtocolOutput> OnHandshakeThread(ByteView message) {
     co_return co_await asio::co_spawn(
         *shared_.handshake_executor,
-        [this, message]() -> awaitable<ProtocolOutput> { co_return OnMessage(message); },
+        [this, message]() -> awaitable<ProtocolOutput> {
+          if (abandoned_.load(std::memory_order_relaxed) || Clock::now() >= handshake_deadline_) {
+            ProtocolOutput out;
+            out.close = true;
+            co_return out;
+          }
+          co_return OnMessage(message);
+        },
         use_awaitable);
   }
 
@@ -388,6 +403,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     closing_ = true;
     closed_ = true;
+    abandoned_.store(true, std::memory_order_relaxed);
     LeaveRelay();
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
@@ -422,6 +438,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool flushed_ = false;    // the queue drained and FIN was sent
   bool peer_done_ = false;  // the peer closed or the read failed
   bool closed_ = false;     // the socket is closed
+  std::atomic<bool> abandoned_{false};  // closed_, for a handshake thread to read
   std::list<std::weak_ptr<Session>>::iterator self_entry_;
 };
 
@@ -454,6 +471,20 @@ void LowerThisThreadsPriority(std::uint32_t increment) {
   const int target = std::min(19, current + static_cast<int>(increment));
   if (::setpriority(PRIO_PROCESS, tid, target) != 0) {
     LogWarning("cannot lower the handshake threads' priority; they run at havend's own");
+  }
+}
+
+// Runs `io` until it stops. An exception escaping a handler (none is
+// expected: sessions catch theirs) is logged and serving goes on, rather than
+// ending the thread and with it havend (std::terminate).
+void RunLoggingEscapes(asio::io_context& io) {
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& e) {
+      LogError(std::string("unexpected error in a network handler: ") + e.what());
+    }
   }
 }
 
@@ -490,7 +521,7 @@ struct Server::Impl {
     relay->Sweep();
     sweep_timer.expires_after(std::chrono::seconds(config.retention.sweep_interval_s));
     sweep_timer.async_wait([this](boost::system::error_code ec) {
-      if (!ec) ScheduleSweep();
+      if (!ec && !sweeps_stopped) ScheduleSweep();  // a sweep due as Stop() came
     });
   }
 
@@ -538,11 +569,17 @@ struct Server::Impl {
   }
 
   void Stop() {
-    // On the acceptor's strand: the accept loop runs there too.
+    // The acceptor on its strand, where the accept loop runs (with handshake
+    // threads, behind their queue: accepts made meanwhile find `stopping`).
     asio::post(acceptor.get_executor(), [this]() {
       boost::system::error_code ignored;
       acceptor.close(ignored);
+    });
+    // The rest on io, so that established sessions get their goodbye at once.
+    asio::post(relay_strand, [this]() {
+      boost::system::error_code ignored;
       signals.cancel(ignored);
+      io_work.reset();
       std::vector<std::shared_ptr<Session>> live;
       {
         std::lock_guard lock(shared.mu);
@@ -552,7 +589,8 @@ struct Server::Impl {
         }
       }
       for (auto& s : live) s->Shutdown();
-      asio::post(relay_strand, [this]() { sweep_timer.cancel(); });
+      sweeps_stopped = true;
+      sweep_timer.cancel();
     });
     // Backstop: whatever still runs after the grace period is cut. On its own
     // thread so that a pending timer does not keep io.run() alive.
@@ -579,6 +617,8 @@ struct Server::Impl {
   Config config;
   Shared shared;  // outlives io: sessions destroyed with io still use it
   asio::io_context io;
+  // Keeps io.run() serving until Stop(), whatever else io has to do.
+  asio::executor_work_guard<asio::io_context::executor_type> io_work{io.get_executor()};
   // Handshakes and accepts (with handshake threads). After io, so destroyed
   // before it: a handshake still queued here at the end holds a session of io.
   asio::io_context handshake_io;
@@ -586,6 +626,7 @@ struct Server::Impl {
   asio::signal_set signals;
   asio::strand<asio::io_context::executor_type> relay_strand;
   asio::steady_timer sweep_timer;
+  bool sweeps_stopped = false;  // on relay_strand
   std::unique_ptr<StorageWorker> storage;  // after io: its completions post into io
   std::unique_ptr<Relay> relay;
   std::mutex backstop_mu;
@@ -640,14 +681,14 @@ void Server::Run() {
   for (std::uint32_t i = 0; i < impl.config.handshake_threads; ++i) {
     handshake_threads.emplace_back([&impl]() {
       LowerThisThreadsPriority(impl.config.handshake_nice);
-      impl.handshake_io.run();
+      RunLoggingEscapes(impl.handshake_io);
     });
   }
   std::vector<std::thread> threads;
   for (std::uint32_t i = 1; i < impl.config.threads; ++i) {
-    threads.emplace_back([&impl]() { impl.io.run(); });
+    threads.emplace_back([&impl]() { RunLoggingEscapes(impl.io); });
   }
-  impl.io.run();
+  RunLoggingEscapes(impl.io);
   for (auto& t : threads) t.join();
   // Every session has ended (or the backstop stopped io): no handshake is
   // awaited any more.
