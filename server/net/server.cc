@@ -82,7 +82,9 @@ class SessionPeer final : public Peer {
   std::weak_ptr<Session> session_;
 };
 
-// One connection. Every member is touched only on the socket's strand.
+// One connection. Every member is touched only on the socket's strand, but
+// for protocol_ while a handshake message is away on a handshake thread
+// (OnHandshakeThread) and the members that one reads.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Shared& shared)
@@ -230,12 +232,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // A handshake message costs X25519 work (three DH operations per
   // handshake). On the handshake threads, below the I/O threads' priority, a
   // flood of new connections cannot delay the messages of established ones.
-  // Until it completes, only this coroutine touches protocol_: the strand
-  // reads established_ instead.
-  // Under a flood the handshake queue can be long: a session that closed
-  // (deadline, shutdown) while its message waited costs no DH work, so that
-  // stale entries do not delay live ones. handshake_deadline_ never changes
-  // after construction; abandoned_ is set by ForceClose on the strand.
+  // While it is away, only this coroutine touches protocol_ (the strand reads
+  // established_ instead). Under a flood the handshake queue can be long: a
+  // session that closed (deadline, shutdown) while its message waited costs
+  // no DH work, so that stale entries do not delay live ones. There the
+  // handshake thread reads handshake_deadline_ (set at construction, never
+  // changed) and abandoned_ (atomic).
   awaitable<ProtocolOutput> OnHandshakeThread(ByteView message) {
     co_return co_await asio::co_spawn(
         *shared_.handshake_executor,
@@ -251,8 +253,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // The responder and its secure memory (a copy of the server key, the
-  // chaining key, ...: about eight locked mappings) come at the first
-  // message, not at accept: a connection that never speaks costs none, and
+  // chaining key, ...) come at the first message, not at accept: a connection that never speaks costs none, and
   // the work falls to the handshake threads. Throws std::bad_alloc when
   // secure memory runs out.
   ProtocolOutput OnMessage(ByteView message) {
