@@ -55,6 +55,10 @@ run_one() {
   mkdir -p "$work/corpus" "$work/artifacts"
   local log
   log=fuzz-$(date -u +%Y%m%dT%H%M%SZ).log
+  # A fuzz.log from before logs were kept per run is kept under its time.
+  if [[ -f $work/fuzz.log && ! -L $work/fuzz.log ]]; then
+    mv "$work/fuzz.log" "$work/fuzz-$(date -u -r "$work/fuzz.log" +%Y%m%dT%H%M%SZ).log"
+  fi
   ln -sfn "$log" "$work/fuzz.log"
   echo "=== $name: ${seconds}s, log $work/$log"
   (cd "$work" && ${HAVEN_FUZZ_NICE:+nice -n "$HAVEN_FUZZ_NICE"} "$build/tests/fuzz/${name}_fuzz" "${dict[@]}" \
