@@ -65,9 +65,19 @@ class TransportTest : public ::testing::Test {
   }
   // The healthy client is unaffected by whatever the test did.
   void ExpectHealthyClientUnaffected() { ExpectPingWorks(*healthy_); }
+  // Connects `n` clients one after another, each answered a ping, and keeps
+  // them open until the test ends.
+  void ConnectClientsThatPing(int n) {
+    for (int i = 0; i < n; ++i) {
+      clients_.push_back(MustConnect(*server_));
+      ASSERT_NE(clients_.back(), nullptr);
+      ExpectPingWorks(*clients_.back());
+    }
+  }
 
   std::unique_ptr<HavendProcess> server_;
   std::unique_ptr<Connection> healthy_;
+  std::vector<std::unique_ptr<Connection>> clients_;  // from ConnectClientsThatPing
 };
 
 TEST_F(TransportTest, HandshakeThenPingPong) {
@@ -357,12 +367,7 @@ TEST_F(TransportTest, HandshakesRunOnThreadsBelowTheIoThreadsPriority) {
   if (base + 7 > 19) GTEST_SKIP() << "running at nice " << base << ": no room to go lower";
   ASSERT_NO_FATAL_FAILURE(
       StartServer("[server]\nthreads = 2\nhandshake_threads = 2\nhandshake_nice = 7\n"));
-  std::vector<std::unique_ptr<Connection>> clients;
-  for (int i = 0; i < 20; ++i) {
-    clients.push_back(MustConnect(*server_));
-    ASSERT_NE(clients.back(), nullptr);
-    ExpectPingWorks(*clients.back());
-  }
+  ASSERT_NO_FATAL_FAILURE(ConnectClientsThatPing(20));
   const auto nice = ThreadNiceValues(server_->pid());
   EXPECT_EQ(std::count(nice.begin(), nice.end(), base + 7), 2) << ::testing::PrintToString(nice);
   EXPECT_EQ(std::count(nice.begin(), nice.end(), base), static_cast<long>(nice.size()) - 2)
@@ -375,12 +380,7 @@ TEST_F(TransportTest, HandshakesRunOnThreadsBelowTheIoThreadsPriority) {
 TEST_F(TransportTest, WithoutHandshakeThreadsTheIoThreadsRunHandshakes) {
   const int base = OwnNice();
   ASSERT_NO_FATAL_FAILURE(StartServer("[server]\nhandshake_threads = 0\n"));
-  std::vector<std::unique_ptr<Connection>> clients;
-  for (int i = 0; i < 20; ++i) {
-    clients.push_back(MustConnect(*server_));
-    ASSERT_NE(clients.back(), nullptr);
-    ExpectPingWorks(*clients.back());
-  }
+  ASSERT_NO_FATAL_FAILURE(ConnectClientsThatPing(20));
   const auto nice = ThreadNiceValues(server_->pid());
   ASSERT_FALSE(nice.empty());
   EXPECT_EQ(std::count(nice.begin(), nice.end(), base), static_cast<long>(nice.size()))
