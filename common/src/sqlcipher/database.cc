@@ -125,8 +125,7 @@ Status Database::Run(std::string_view sql) {
   while ((rc = sqlite3_step(stmt->stmt_)) == SQLITE_ROW) {
   }
   // The same message as Exec() ("database: ..."), read before the reset.
-  Status st = rc == SQLITE_DONE ? Status::Ok()
-                                : Status::Internal(std::string("database: ") + sqlite3_errmsg(db_));
+  Status st = rc == SQLITE_DONE ? Status::Ok() : Error("database");
   (void)stmt->Reset();
   return st;
 }
